@@ -1,0 +1,202 @@
+"""The command line: parse arguments, call one function, map errors to exit codes.
+
+Exit status: 0 success; 2 bad input (one line per problem, naming the file, row or column; no
+traceback unless --debug); 1 internal error; 130 interrupted. Nothing here does science: each
+command calls one function of the package.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from rnclassifier import __version__
+from rnclassifier.errors import InputError
+
+logger = logging.getLogger("rnclassifier")
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+INTENDED_USE = (
+    "Research use. The model estimates P(tumour | an enlarging post-SRS lesion selected for "
+    "resection) at the training cohort's prevalence; it is not a diagnosis."
+)
+
+existing_file = click.Path(exists=False, dir_okay=False, path_type=Path)
+output_path = click.Path(path_type=Path)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=INTENDED_USE,
+)
+@click.version_option(__version__, "--version", prog_name="rnclassifier")
+@click.option("--debug", is_flag=True, help="Show tracebacks for every error.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug logs).")
+def app(debug: bool, verbose: int) -> None:
+    """Tell tumour progression from radiation necrosis in brain metastases that grow after SRS.
+
+    Train on a pathology-confirmed cohort, score a new follow-up MRI, or validate a frozen model
+    on another institution's cohort. `rnclassifier demo` runs everything on a synthetic cohort.
+    """
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def not_built(command: str, issue: int) -> None:
+    raise InputError(f"'rnclassifier {command}' is not built yet (tracked in issue #{issue})")
+
+
+@app.command()
+@click.argument("manifest", type=existing_file)
+@click.option(
+    "--require-pathology", is_flag=True, help="Every row needs `pathology` (as for training)."
+)
+@click.option(
+    "--sequence",
+    "sequences",
+    multiple=True,
+    metavar="NAME",
+    help="A further image column (repeatable); t1c, t1, t2, flair, adc, dwi, swi, rcbv are known.",
+)
+def check(manifest: Path, require_pathology: bool, sequences: tuple[str, ...]) -> None:
+    """Validate a cohort manifest and report every problem at once."""
+    from rnclassifier.cohort import load_cohort
+
+    cohort = load_cohort(manifest, require_pathology=require_pathology, sequences=sequences)
+    counts = ""
+    if "pathology" in cohort.lesions:
+        tally = cohort.lesions["pathology"].value_counts()
+        counts = f"; {int(tally.get('tumor', 0))} tumour, {int(tally.get('necrosis', 0))} necrosis"
+    click.echo(
+        f"{manifest}: OK, {cohort.n_lesions} lesions of {cohort.n_patients} patients{counts}; "
+        f"sequences: {', '.join(cohort.sequences)}"
+    )
+
+
+@app.command()
+@click.option(
+    "--preset",
+    type=click.Choice(["seed", "external"]),
+    default="seed",
+    show_default=True,
+    help="seed: imitates the seed study's cohort; external: a second institution.",
+)
+@click.option("--out", type=output_path, required=True, help="Folder to write the cohort into.")
+@click.option("--n", "n_lesions", type=click.IntRange(min=1), help="Number of lesions.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--rn-fraction", type=click.FloatRange(0, 1), help="Fraction of necrosis lesions.")
+@click.option("--null", "null", is_flag=True, help="Class-specific latents equal for both classes.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def synth(**_: object) -> None:
+    """Write a SYNTHETIC cohort (manifest, images, oracle) imitating the seed study."""
+    not_built("synth", 3)
+
+
+@app.command()
+@click.option("--cohort", type=existing_file, required=True, help="Cohort manifest (CSV).")
+@click.option("--config", type=existing_file, required=True, help="Extraction config (YAML).")
+@click.option("--out", type=output_path, required=True, help="Feature table (.parquet or .csv).")
+@click.option("--perturb", type=click.IntRange(min=0), default=0, help="Perturbed copies each.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True)
+def extract(**_: object) -> None:
+    """Extract radiomics and clinical features into a feature table."""
+    not_built("extract", 4)
+
+
+@app.command()
+@click.option("--features", type=existing_file, required=True, help="Feature table.")
+@click.option("--config", type=existing_file, required=True, help="Experiment config (YAML).")
+@click.option("--out", type=output_path, required=True, help="Folder for metrics and report.")
+@click.option("--name", help="Model bundle name, written to models/<name>/.")
+@click.option("--id", "id_column", default="lesion_id", show_default=True)
+@click.option("--group", default="patient_id", show_default=True)
+@click.option("--label", default="pathology", show_default=True)
+def train(**_: object) -> None:
+    """Nested, patient-grouped cross-validated training, tracked in MLflow."""
+    not_built("train", 6)
+
+
+@app.command()
+@click.option("--predictions", type=existing_file, required=True, help="Per-lesion predictions.")
+@click.option("--cohort", type=existing_file, help="Manifest with pathology and radiologist reads.")
+@click.option("--out", type=output_path, required=True, help="Folder for metrics and report.")
+def evaluate(**_: object) -> None:
+    """Statistics against pathology and radiologists, with confidence intervals."""
+    not_built("evaluate", 5)
+
+
+@app.command()
+@click.option("--model", type=output_path, required=True, help="Model bundle folder.")
+@click.option("--cohort", type=existing_file, required=True, help="External cohort manifest.")
+@click.option("--out", type=output_path, required=True, help="Folder for metrics and report.")
+def validate(**_: object) -> None:
+    """External validation of a frozen model on another institution's cohort."""
+    not_built("validate", 8)
+
+
+@app.command()
+@click.option("--model", type=output_path, required=True, help="Model bundle folder.")
+@click.option("--t1c", type=existing_file, required=True, help="Post-contrast T1 image.")
+@click.option("--mask", type=existing_file, required=True, help="Lesion mask or RTSTRUCT.")
+@click.option("--clinical", multiple=True, metavar="KEY=VALUE", help="A clinical fact.")
+@click.option("--prevalence", type=click.FloatRange(0, 1, min_open=True, max_open=True))
+@click.option("--out", type=output_path, required=True, help="Result JSON (and HTML beside it).")
+def score(**_: object) -> None:
+    """Score one lesion on a new follow-up MRI against a model bundle."""
+    not_built("score", 7)
+
+
+@app.command()
+@click.option("--out", type=output_path, default=Path("demo-output"), show_default=True)
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def demo(out: Path, force: bool) -> None:
+    """Run the whole pipeline end to end on a SYNTHETIC cohort."""
+    from rnclassifier.demo import run_demo
+
+    for line in run_demo(out, force=force):
+        click.echo(line)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `rnclassifier` console script; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app.main(args=args, prog_name="rnclassifier", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:  # bad flags: click's own one-line message
+        exc.show()
+        return EXIT_BAD_INPUT
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except InputError as exc:
+        if debug:
+            logger.exception("bad input")
+        for line in str(exc).splitlines():
+            click.echo(f"error: {line}", err=True)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if debug:
+            logger.exception("internal error")
+        else:
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} (run with --debug for details; "
+                "please report it)",
+                err=True,
+            )
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Shared fixtures: small manifests written into a temporary folder."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+GOOD_ROWS = [
+    {
+        "patient_id": "P01",
+        "lesion_id": "L01",
+        "t1c": "img/l1_t1c.nii.gz",
+        "mask": "img/l1_mask.nii.gz",
+        "pathology": "tumor",
+        "pathology_detail": "tumor",
+        "radiologist_read": "tumor",
+        "radiologist_score": "5",
+        "age_years": "61.5",
+        "sex": "F",
+        "histology": "breast",
+        "location": "frontal",
+        "prior_wbrt": "0",
+        "srs_dose_gy": "20",
+        "srs_fractions": "1",
+        "months_since_srs": "9.2",
+        "ptv_cc": "3.1",
+        "steroids": "1",
+        "immunotherapy": "none",
+        "her2_tdm1": "1",
+    },
+    {
+        "patient_id": "P02",
+        "lesion_id": "L02",
+        "t1c": "img/l2_t1c.nii.gz",
+        "mask": "img/l2_mask.nii.gz",
+        "pathology": "necrosis",
+        "pathology_detail": "necrosis",
+        "radiologist_read": "",
+        "radiologist_score": "",
+        "age_years": "48",
+        "sex": " m ",
+        "histology": "NSCLC",
+        "location": "Cerebellum",
+        "prior_wbrt": "1",
+        "srs_dose_gy": "27",
+        "srs_fractions": "3",
+        "months_since_srs": "14",
+        "ptv_cc": "12.0",
+        "steroids": "0",
+        "immunotherapy": "dual",
+        "her2_tdm1": "0",
+    },
+    {
+        "patient_id": "P02",
+        "lesion_id": "L03",
+        "t1c": "img/l3_t1c.nii.gz",
+        "mask": "img/l3_mask.nii.gz",
+        "pathology": "tumor",
+        "pathology_detail": "mixed",
+        "radiologist_read": "necrosis",
+        "radiologist_score": "2",
+        "age_years": "48",
+        "sex": "M",
+        "histology": "nsclc",
+        "location": "deep",
+        "prior_wbrt": "1",
+        "srs_dose_gy": "",
+        "srs_fractions": "",
+        "months_since_srs": "",
+        "ptv_cc": "",
+        "steroids": "",
+        "immunotherapy": "",
+        "her2_tdm1": "",
+    },
+]
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | None = None) -> Path:
+    columns = columns or list(rows[0])
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def make_manifest(tmp_path: Path) -> Callable[..., Path]:
+    """Write a manifest (default: three good rows) with its image files present."""
+
+    def make(rows: list[dict[str, str]] | None = None, columns: list[str] | None = None) -> Path:
+        rows = [dict(r) for r in (GOOD_ROWS if rows is None else rows)]
+        (tmp_path / "img").mkdir(exist_ok=True)
+        for row in GOOD_ROWS:
+            for key in ("t1c", "mask"):
+                (tmp_path / row[key]).write_bytes(b"not really an image")
+        return write_csv(tmp_path / "cohort.csv", rows, columns)
+
+    return make
