@@ -111,7 +111,7 @@ COLUMNS: dict[str, Column] = {
         ),
         _vocab("radiologist_read", (POSITIVE_CLASS, NEGATIVE_CLASS), "blinded read; blank = none"),
         Column("radiologist_score", Kind.INTEGER, "1-5 suspicion of tumour", minimum=1, maximum=5),
-        Column("age_years", Kind.NUMBER, "age at the scored MRI", minimum=0, maximum=120),
+        Column("age_years", Kind.NUMBER, "age at the first SRS (years)", minimum=0, maximum=120),
         _vocab("sex", ("m", "f"), "sex"),
         _vocab(
             "histology",
