@@ -92,9 +92,35 @@ def check(manifest: Path, require_pathology: bool, sequences: tuple[str, ...]) -
 @click.option("--rn-fraction", type=click.FloatRange(0, 1), help="Fraction of necrosis lesions.")
 @click.option("--null", "null", is_flag=True, help="Class-specific latents equal for both classes.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
-def synth(**_: object) -> None:
+@click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes (default: 2).")
+def synth(
+    preset: str,
+    out: Path,
+    n_lesions: int | None,
+    seed: int,
+    rn_fraction: float | None,
+    null: bool,
+    force: bool,
+    jobs: int | None,
+) -> None:
     """Write a SYNTHETIC cohort (manifest, images, oracle) imitating the seed study."""
-    not_built("synth", 3)
+    from rnclassifier.synthetic import write_synthetic_cohort
+
+    summary = write_synthetic_cohort(
+        out,
+        preset=preset,
+        n_lesions=n_lesions,
+        seed=seed,
+        rn_fraction=rn_fraction,
+        null=null,
+        force=force,
+        jobs=jobs,
+    )
+    click.echo(
+        f"SYNTHETIC cohort written to {summary.out}: {summary.n_lesions} lesions of "
+        f"{summary.n_patients} patients ({summary.n_tumour} tumour, {summary.n_necrosis} "
+        "necrosis); not patient data"
+    )
 
 
 @app.command()
@@ -153,12 +179,13 @@ def score(**_: object) -> None:
 
 @app.command()
 @click.option("--out", type=output_path, default=Path("demo-output"), show_default=True)
-@click.option("--force", is_flag=True, help="Replace --out if it exists.")
-def demo(out: Path, force: bool) -> None:
+@click.option("--force", is_flag=True, help="Replace the demo's outputs if they exist.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes (default: 2).")
+def demo(out: Path, force: bool, jobs: int | None) -> None:
     """Run the whole pipeline end to end on a SYNTHETIC cohort."""
     from rnclassifier.demo import run_demo
 
-    for line in run_demo(out, force=force):
+    for line in run_demo(out, force=force, jobs=jobs):
         click.echo(line)
 
 

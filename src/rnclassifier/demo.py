@@ -1,32 +1,58 @@
 """The end-to-end demo on a SYNTHETIC cohort: every stage that exists, in order.
 
-Stages are added here as they are built; each one is the same function the CLI calls.
+Stages are added here as they are built; each is the same function the CLI calls.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
+from rnclassifier.cohort import load_cohort
 from rnclassifier.config import load_extraction_config
+from rnclassifier.synthetic import write_synthetic_cohort
+from rnclassifier.synthetic.write import SETTINGS_FILE, synthesis_settings
 
 logger = logging.getLogger(__name__)
 
 #: The shipped configs, found relative to the source tree (set-up installs it editable).
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+#: The seed study's size.
+DEMO_LESIONS = 82
 
 
-def run_demo(out: Path, *, force: bool = False) -> list[str]:
-    """Run the demo and return one line per stage for the user."""
-    lines = []
-    for name in ("extraction.yaml", "extraction-fast.yaml"):
-        config = load_extraction_config(CONFIG_DIR / name)
-        lines.append(
-            f"config {name}: valid (sequences {', '.join(config.settings.sequences)}; "
-            f"fingerprint {config.fingerprint()[:12]})"
+def run_demo(out: Path, *, force: bool = False, jobs: int | None = None) -> list[str]:
+    """Run the demo into the folder `out` and return one line per stage for the user."""
+    config = load_extraction_config(CONFIG_DIR / "extraction-fast.yaml")
+    lines = [f"config: {config.source.name} valid (fingerprint {config.fingerprint()[:12]})"]
+
+    cohort_dir = out / "cohort"
+    if not force and _is_demo_cohort(cohort_dir):
+        lines.append(f"synth: reusing the SYNTHETIC cohort in {cohort_dir} (--force remakes it)")
+    else:
+        summary = write_synthetic_cohort(
+            cohort_dir, preset="seed", n_lesions=DEMO_LESIONS, seed=0, force=True, jobs=jobs
         )
+        lines.append(
+            f"synth: SYNTHETIC seed-like cohort in {summary.out}: {summary.n_lesions} lesions of"
+            f" {summary.n_patients} patients ({summary.n_tumour} tumour, {summary.n_necrosis} "
+            "necrosis)"
+        )
+    cohort = load_cohort(cohort_dir / "cohort.csv", require_pathology=True)
     lines.append(
-        "not built yet: synth (#3), extract (#4), evaluate (#5), train (#6), score (#7), "
-        "validate (#8)"
+        f"check: manifest valid; sequences {', '.join(cohort.sequences)}; prior scans present"
+    )
+    lines.append(
+        "not built yet: extract (#4), evaluate (#5), train (#6), score (#7), validate (#8)"
     )
     return lines
+
+
+def _is_demo_cohort(folder: Path) -> bool:
+    """A complete cohort from an earlier demo run (folders appear only when complete)."""
+    settings = folder / SETTINGS_FILE
+    if not settings.is_file():
+        return False
+    expected = synthesis_settings("seed", DEMO_LESIONS, 0, None, False)
+    return json.loads(settings.read_text(encoding="utf-8")) == expected
