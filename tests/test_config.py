@@ -13,9 +13,10 @@ from rnclassifier.errors import InputError
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.mark.parametrize("name", ["extraction.yaml", "extraction-fast.yaml"])
+@pytest.mark.parametrize("name", ["default.yaml", "light.yaml"])
 def test_shipped_configs_load(name):
-    config = load_extraction_config(CONFIGS / name)
+    config = load_extraction_config(CONFIGS / "extraction" / name)
+    assert not config.plain
     assert config.settings.sequences[0] == "t1c"
     assert "Original" in config.pyradiomics["imageType"]
     assert len(config.fingerprint()) == 64
@@ -126,9 +127,8 @@ def test_unknown_top_level_key(tmp_path):
     document = base_document()
     document["radiomics"] = {}
     path = write(tmp_path, document)
-    assert problems(path) == [
-        f"{path}: unknown top-level key 'radiomics' (expected 'pyradiomics' and 'rnclassifier')"
-    ]
+    (problem,) = problems(path)
+    assert problem.startswith(f"{path}: unknown top-level key 'radiomics' (expected")
 
 
 def test_invalid_yaml_names_line(tmp_path):
@@ -146,3 +146,19 @@ def test_fingerprint_changes_with_settings(tmp_path):
     same = load_extraction_config(write(tmp_path, base_document(), "c.yaml"))
     assert first.fingerprint() != second.fingerprint()
     assert first.fingerprint() == same.fingerprint()
+
+
+def test_plain_pyradiomics_parameter_file(tmp_path):
+    params = {"setting": {"binWidth": 25, "label": 1}, "imageType": {"Original": {}}}
+    config = load_extraction_config(write(tmp_path, params))
+    assert config.plain
+    assert config.pyradiomics == params
+    assert config.settings.regions == ("lesion",)
+    assert config.settings.normalisation == "none"
+    assert config.settings.n4_bias_correction is False
+
+
+def test_plain_parameter_file_validated_by_pyradiomics(tmp_path):
+    path = write(tmp_path, {"setting": {"binWidth": "wide"}})
+    (problem,) = problems(path)
+    assert problem.startswith(f"{path}: pyradiomics parameters: Value 'wide'")

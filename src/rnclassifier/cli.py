@@ -125,13 +125,64 @@ def synth(
 
 @app.command()
 @click.option("--cohort", type=existing_file, required=True, help="Cohort manifest (CSV).")
-@click.option("--config", type=existing_file, required=True, help="Extraction config (YAML).")
+@click.option(
+    "--params",
+    type=existing_file,
+    help="Extraction config (YAML), or a plain pyradiomics parameter file. "
+    "[default: configs/extraction/default.yaml]",
+)
 @click.option("--out", type=output_path, required=True, help="Feature table (.parquet or .csv).")
-@click.option("--perturb", type=click.IntRange(min=0), default=0, help="Perturbed copies each.")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True)
-def extract(**_: object) -> None:
+@click.option("--csv", "as_csv", is_flag=True, help="Write CSV whatever the file name.")
+@click.option(
+    "--perturb",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Also write each lesion's features under K mask perturbations.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Lesions extracted in parallel.",
+)
+@click.option(
+    "--cache-dir",
+    type=output_path,
+    help="Feature cache folder. [default: $XDG_CACHE_HOME/rnclassifier/features]",
+)
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+def extract(
+    cohort: Path,
+    params: Path | None,
+    out: Path,
+    as_csv: bool,
+    perturb: int,
+    jobs: int,
+    cache_dir: Path | None,
+    no_cache: bool,
+) -> None:
     """Extract radiomics and clinical features into a feature table."""
-    not_built("extract", 4)
+    from rnclassifier.features.api import run_extraction
+
+    summary = run_extraction(
+        cohort,
+        out,
+        params=params,
+        jobs=jobs,
+        perturb=perturb,
+        csv=as_csv,
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        progress=sys.stderr.isatty(),
+    )
+    click.echo(summary)
+
+
+def default_cache_dir() -> Path:
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rnclassifier" / "features"
 
 
 @app.command()

@@ -205,6 +205,8 @@ class Cohort:
     source: Path
     lesions: pd.DataFrame = field(repr=False)
     sequences: tuple[str, ...]
+    #: Each lesion's row in the CSV as a spreadsheet numbers it (header = 1), for messages.
+    row_numbers: tuple[int, ...] = ()
 
     @property
     def n_lesions(self) -> int:
@@ -310,7 +312,7 @@ def load_cohort(
         else:
             table[name] = table[name].astype("object")
     present = tuple(s for s in [*KNOWN_SEQUENCES, *extra] if s in table)
-    return Cohort(source=path, lesions=table, sequences=present)
+    return Cohort(source=path, lesions=table, sequences=present, row_numbers=tuple(row_numbers))
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:

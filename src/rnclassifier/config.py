@@ -1,6 +1,8 @@
 """Extraction configuration: pyradiomics' own parameters, verbatim, plus rnclassifier's settings.
 
-An extraction config is one YAML file with two blocks:
+An extraction config is either a plain pyradiomics parameter file (then extraction is exactly
+pyradiomics with those settings on the lesion of each sequence, nothing added), or one YAML file
+with two blocks:
 
 - `pyradiomics:` a parameter mapping in pyradiomics' own format (`setting`, `imageType`,
   `featureClass`, ...), or the path of the user's own pyradiomics parameter file (relative to the
@@ -101,13 +103,27 @@ class ExtractionSettings(_Strict):
         return value
 
 
+#: Top-level keys of a pyradiomics parameter file.
+PYRADIOMICS_KEYS = frozenset({"setting", "imageType", "featureClass", "voxelSetting"})
+
+#: Where the shipped profiles live (set-up installs the checkout editable).
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+DEFAULT_EXTRACTION_CONFIG = CONFIG_DIR / "extraction" / "default.yaml"
+LIGHT_EXTRACTION_CONFIG = CONFIG_DIR / "extraction" / "light.yaml"
+
+
 @dataclass(frozen=True)
 class ExtractionConfig:
-    """A validated extraction config."""
+    """A validated extraction config.
+
+    `plain` marks a bare pyradiomics parameter file: pyradiomics on the lesion of every sequence
+    in the manifest, no normalisation, shell, N4 or resampling added by rnclassifier.
+    """
 
     source: Path
     pyradiomics: dict[str, Any] = field(repr=False)
     settings: ExtractionSettings
+    plain: bool = False
 
     def fingerprint(self) -> str:
         """A content hash of everything that changes feature values (for caches and bundles)."""
@@ -115,6 +131,7 @@ class ExtractionConfig:
             {
                 "pyradiomics": self.pyradiomics,
                 "rnclassifier": self.settings.model_dump(mode="json"),
+                "plain": self.plain,
             },
             sort_keys=True,
             separators=(",", ":"),
@@ -126,10 +143,17 @@ def load_extraction_config(path: str | Path) -> ExtractionConfig:
     """Read and validate an extraction config; raise `InputError` naming the file and key."""
     path = Path(path)
     document = _read_yaml(path)
+    if document and set(document) <= PYRADIOMICS_KEYS:
+        validate_pyradiomics_params(document, path)
+        plain = ExtractionSettings(
+            regions=("lesion",), n4_bias_correction=False, normalisation="none", delta=False
+        )
+        return ExtractionConfig(source=path, pyradiomics=document, settings=plain, plain=True)
     unknown = sorted(set(document) - {"pyradiomics", "rnclassifier"})
     if unknown:
         raise InputError(
-            f"{path}: unknown top-level key {key!r} (expected 'pyradiomics' and 'rnclassifier')"
+            f"{path}: unknown top-level key {key!r} (expected 'pyradiomics' and 'rnclassifier',"
+            " or a plain pyradiomics parameter file)"
             for key in unknown
         )
     if "pyradiomics" not in document:

@@ -10,21 +10,19 @@ import logging
 from pathlib import Path
 
 from rnclassifier.cohort import load_cohort
-from rnclassifier.config import load_extraction_config
+from rnclassifier.config import LIGHT_EXTRACTION_CONFIG, load_extraction_config
 from rnclassifier.synthetic import write_synthetic_cohort
 from rnclassifier.synthetic.write import SETTINGS_FILE, synthesis_settings
 
 logger = logging.getLogger(__name__)
 
-#: The shipped configs, found relative to the source tree (set-up installs it editable).
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 #: The seed study's size.
 DEMO_LESIONS = 82
 
 
 def run_demo(out: Path, *, force: bool = False, jobs: int | None = None) -> list[str]:
     """Run the demo into the folder `out` and return one line per stage for the user."""
-    config = load_extraction_config(CONFIG_DIR / "extraction-fast.yaml")
+    config = load_extraction_config(LIGHT_EXTRACTION_CONFIG)
     lines = [f"config: {config.source.name} valid (fingerprint {config.fingerprint()[:12]})"]
 
     cohort_dir = out / "cohort"

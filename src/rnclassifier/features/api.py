@@ -1,0 +1,41 @@
+"""`rnclassifier extract` as one function: manifest and config in, feature table out."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from rnclassifier.cohort import load_cohort
+from rnclassifier.config import DEFAULT_EXTRACTION_CONFIG, load_extraction_config
+from rnclassifier.errors import InputError
+from rnclassifier.features.extract import extract_features
+
+logger = logging.getLogger(__name__)
+
+
+def run_extraction(
+    cohort_path: str | Path,
+    out: str | Path,
+    *,
+    params: str | Path | None = None,
+    jobs: int = 1,
+    perturb: int = 0,
+    csv: bool = False,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> str:
+    """Validate everything first, extract, write atomically; return a one-line summary."""
+    out = Path(out)
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise InputError(f"{out}: the feature table must end in .parquet or .csv")
+    config = load_extraction_config(params or DEFAULT_EXTRACTION_CONFIG)
+    cohort = load_cohort(cohort_path, sequences=() if config.plain else config.settings.sequences)
+    if perturb:
+        raise InputError("--perturb is not built yet (tracked in issue #4)")
+    features = extract_features(cohort, config, jobs=jobs, cache_dir=cache_dir, progress=progress)
+    features.write(out, csv=csv or None)
+    n_features = features.table.shape[1] - 3
+    return (
+        f"{out}: {features.table.shape[0]} lesions x {n_features} features "
+        f"({config.source.name}{', plain pyradiomics' if config.plain else ''})"
+    )

@@ -1,0 +1,318 @@
+"""A cohort in, a feature table out: parallel across lesions, cached by content hash.
+
+The table has one row per lesion: `lesion_id`, `patient_id`, `pathology` (when the manifest has
+it), then numeric radiomics columns (`features.naming`), delta columns when prior scans are used,
+and clinical columns. A sidecar JSON records settings, library versions, input hashes and
+per-lesion diagnostics, by row position: no identifiers and no DICOM header values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rnclassifier import __version__
+from rnclassifier.atomic import atomic_file
+from rnclassifier.clinical import bed_column_name, first_course_bed
+from rnclassifier.cohort import COLUMNS, PRIOR_SUFFIX, Cohort
+from rnclassifier.config import ExtractionConfig
+from rnclassifier.errors import InputError
+from rnclassifier.features.cache import FeatureCache, content_hash
+from rnclassifier.features.naming import feature_column
+from rnclassifier.features.radiomics import ScanInputs, extract_scan
+
+logger = logging.getLogger(__name__)
+
+ID_COLUMNS = ("lesion_id", "patient_id")
+#: Clinical covariates that enter the table as numbers as they are.
+NUMERIC_CLINICAL = (
+    "age_years",
+    "prior_wbrt",
+    "srs_dose_gy",
+    "srs_fractions",
+    "months_since_srs",
+    "ptv_cc",
+    "steroids",
+    "her2_tdm1",
+)
+#: Categorical covariates, one-hot over their fixed vocabularies (fixed in code, nothing fitted).
+CATEGORICAL_CLINICAL = ("sex", "histology", "location", "immunotherapy")
+
+
+@dataclass(frozen=True)
+class LesionTask:
+    """Everything one lesion's radiomics depend on; `row` is the manifest row number."""
+
+    row: int
+    current: ScanInputs
+    prior: ScanInputs | None = None
+    months_between_scans: float | None = None
+
+
+@dataclass
+class FeatureTable:
+    """The table and its sidecar (settings, versions, hashes, diagnostics)."""
+
+    table: pd.DataFrame
+    sidecar: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, out: str | Path, *, csv: bool | None = None) -> Path:
+        """Write `out` (parquet, or CSV when asked or named .csv) and `<out>.json`, atomically."""
+        out = Path(out)
+        as_csv = out.suffix.lower() == ".csv" if csv is None else csv
+        with atomic_file(out) as tmp:
+            if as_csv:
+                self.table.to_csv(tmp, index=False)
+            else:
+                self.table.to_parquet(tmp, index=False)
+        with atomic_file(sidecar_path(out)) as tmp:
+            tmp.write_text(json.dumps(self.sidecar, indent=1, default=str) + "\n")
+        return out
+
+
+def sidecar_path(out: Path) -> Path:
+    return out.with_name(out.name + ".json")
+
+
+def extract_features(
+    cohort: Cohort,
+    config: ExtractionConfig,
+    *,
+    jobs: int = 1,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> FeatureTable:
+    """Extract every lesion's features; raise one `InputError` listing every lesion problem."""
+    sequences = _sequences(cohort, config)
+    use_prior = config.settings.delta and not config.plain
+    tasks = [_task(cohort, i, sequences, use_prior) for i in range(cohort.n_lesions)]
+    cache = FeatureCache(cache_dir) if cache_dir else None
+    outcomes = _run_all(tasks, config, jobs=jobs, cache=cache, progress=progress)
+
+    problems = [p for outcome in outcomes for p in outcome.get("problems", [])]
+    if problems:
+        raise InputError(problems)
+    radiomics = pd.DataFrame([outcome["features"] for outcome in outcomes])
+    table = pd.concat([_identity(cohort), radiomics, clinical_features(cohort, config)], axis=1)
+    sidecar = _sidecar(cohort, config, sequences, outcomes)
+    return FeatureTable(table=table, sidecar=sidecar)
+
+
+def _sequences(cohort: Cohort, config: ExtractionConfig) -> tuple[str, ...]:
+    if config.plain:
+        return cohort.sequences
+    missing = [s for s in config.settings.sequences if s not in cohort.lesions]
+    if missing:
+        raise InputError(
+            f"{cohort.source}: the extraction config asks for sequence(s) "
+            f"{', '.join(missing)}, which the manifest has no column for"
+        )
+    return config.settings.sequences
+
+
+def _task(cohort: Cohort, i: int, sequences: tuple[str, ...], use_prior: bool) -> LesionTask:
+    row = cohort.lesions.iloc[i]
+
+    def text(column: str) -> str | None:
+        value = row.get(column)
+        return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+    label = text("mask_label")
+    current = ScanInputs(
+        images={s: text(s) for s in sequences if text(s)},
+        mask=text("mask"),
+        brain_mask=text("brain_mask"),
+        mask_label=int(label) if label is not None else None,
+        roi_name=text("roi_name"),
+    )
+    prior = None
+    if use_prior and text("t1c" + PRIOR_SUFFIX) and text("mask" + PRIOR_SUFFIX):
+        prior = ScanInputs(
+            images={s: text(s + PRIOR_SUFFIX) for s in sequences if text(s + PRIOR_SUFFIX)},
+            mask=text("mask" + PRIOR_SUFFIX),
+            brain_mask=text("brain_mask" + PRIOR_SUFFIX),
+            mask_label=current.mask_label,
+            roi_name=current.roi_name,
+        )
+    months = text("months_between_scans")
+    return LesionTask(
+        cohort.row_numbers[i], current, prior, float(months) if months is not None else None
+    )
+
+
+def _run_all(
+    tasks: list[LesionTask],
+    config: ExtractionConfig,
+    *,
+    jobs: int,
+    cache: FeatureCache | None,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    keys = [_cache_key(task, config) if cache else None for task in tasks]
+    results: list[dict[str, Any] | None] = [
+        cache.get(key) if cache and key else None for key in keys
+    ]
+    todo = [i for i, r in enumerate(results) if r is None]
+    logger.info("%d lesions from the cache, %d to extract", len(tasks) - len(todo), len(todo))
+    bar = tqdm(
+        total=len(tasks),
+        initial=len(tasks) - len(todo),
+        disable=not progress,
+        unit="lesion",
+        desc="extract",
+    )
+    runner = Parallel(n_jobs=jobs, return_as="generator", prefer="processes")
+    computed = runner(delayed(_extract_one)(tasks[i], config) for i in todo)
+    for i, outcome in zip(todo, computed, strict=True):
+        if cache and "problems" not in outcome:
+            cache.put(keys[i], outcome)
+        results[i] = outcome
+        if keys[i]:
+            outcome["diagnostics"]["input_hash"] = keys[i]
+        bar.update(1)
+    bar.close()
+    return [r for r in results if r is not None]
+
+
+def _extract_one(task: LesionTask, config: ExtractionConfig) -> dict[str, Any]:
+    """One lesion's radiomics (and delta) features, or its problems; runs in a worker."""
+    try:
+        current = extract_scan(task.current, config)
+        features = {feature_column(*key): value for key, value in current.values.items()}
+        diagnostics = {"current": current.diagnostics}
+        if task.prior is not None:
+            prior = extract_scan(task.prior, config)
+            diagnostics["prior"] = prior.diagnostics
+            features.update(_delta(current.values, prior.values))
+            features["delta__lesion__log_volume_growth_per_month"] = _growth(
+                current.diagnostics["lesion_volume_cc"],
+                prior.diagnostics["lesion_volume_cc"],
+                task.months_between_scans,
+            )
+    except InputError as exc:
+        return {"problems": [f"manifest row {task.row}: {line}" for line in exc.problems]}
+    return {"features": features, "diagnostics": diagnostics}
+
+
+def _delta(
+    current: dict[tuple[str, str, str], float], prior: dict[tuple[str, str, str], float]
+) -> dict[str, float]:
+    """Relative change of each feature from the prior scan: (now - before) / |before|."""
+    out = {}
+    for key, now in current.items():
+        before = prior.get(key, math.nan)
+        change = (now - before) / abs(before) if before and math.isfinite(before) else math.nan
+        out[feature_column(*key, delta=True)] = change
+    return out
+
+
+def _growth(volume_now: float, volume_before: float, months: float | None) -> float:
+    """Log-volume growth per month between the scans (0.1 ≈ 10% a month)."""
+    if not months or volume_before <= 0 or volume_now <= 0:
+        return math.nan
+    return math.log(volume_now / volume_before) / months
+
+
+def _cache_key(task: LesionTask, config: ExtractionConfig) -> str:
+    import radiomics
+
+    def scan_part(scan: ScanInputs | None) -> dict[str, Any] | None:
+        if scan is None:
+            return None
+        return {
+            "images": {s: content_hash(p) for s, p in scan.images.items()},
+            "mask": content_hash(scan.mask),
+            "brain_mask": content_hash(scan.brain_mask) if scan.brain_mask else None,
+            "mask_label": scan.mask_label,
+            "roi_name": scan.roi_name,
+        }
+
+    return content_hash(
+        json.dumps(
+            {
+                "rnclassifier": __version__,
+                "pyradiomics": radiomics.__version__,
+                "config": config.fingerprint(),
+                "current": scan_part(task.current),
+                "prior": scan_part(task.prior),
+                "months_between_scans": task.months_between_scans,
+            },
+            sort_keys=True,
+        ).encode()
+    )
+
+
+def _identity(cohort: Cohort) -> pd.DataFrame:
+    columns = [*ID_COLUMNS, *(["pathology"] if "pathology" in cohort.lesions else [])]
+    return cohort.lesions[columns].reset_index(drop=True)
+
+
+def clinical_features(cohort: Cohort, config: ExtractionConfig) -> pd.DataFrame:
+    """Numeric clinical columns: BED per α/β, numeric covariates, one-hot vocabularies.
+
+    A missing value stays missing (NaN, across a one-hot group too), to be imputed inside the
+    training folds. Nothing here is fitted to the data, so it cannot leak.
+    """
+    lesions = cohort.lesions.reset_index(drop=True)
+    if config.plain:
+        return pd.DataFrame(index=lesions.index)
+    out = pd.DataFrame(index=lesions.index)
+    if "srs_dose_gy" in lesions and "srs_fractions" in lesions:
+        out = out.join(first_course_bed(lesions, config.settings.bed_alpha_betas_gy))
+    for column in NUMERIC_CLINICAL:
+        if column in lesions:
+            out[column] = pd.to_numeric(lesions[column]).astype("float64")
+    for column in CATEGORICAL_CLINICAL:
+        if column not in lesions:
+            continue
+        values = lesions[column]
+        for category in COLUMNS[column].vocabulary:
+            out[f"{column}_{category}"] = np.where(
+                values.isna(), np.nan, (values == category).astype(float)
+            )
+    return out
+
+
+def _sidecar(
+    cohort: Cohort,
+    config: ExtractionConfig,
+    sequences: Iterable[str],
+    outcomes: list[dict[str, Any]],
+) -> dict[str, Any]:
+    import radiomics
+    import SimpleITK as sitk
+
+    return {
+        "description": "rnclassifier feature table sidecar: settings, versions, diagnostics. "
+        "Per-lesion entries are in table row order; no identifiers.",
+        "versions": {
+            "rnclassifier": __version__,
+            "pyradiomics": radiomics.__version__,
+            "SimpleITK": sitk.Version_VersionString(),
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "config": {
+            "source_name": config.source.name,
+            "fingerprint": config.fingerprint(),
+            "plain_pyradiomics": config.plain,
+            "pyradiomics": config.pyradiomics,
+            "rnclassifier": config.settings.model_dump(mode="json"),
+        },
+        "sequences": list(sequences),
+        "clinical_columns": [bed_column_name(a) for a in config.settings.bed_alpha_betas_gy],
+        "n_lesions": cohort.n_lesions,
+        "lesions": [outcome["diagnostics"] for outcome in outcomes],
+    }

@@ -1,0 +1,615 @@
+"""DICOM input: one image series per folder, and a lesion mask from an RTSTRUCT or a SEG on it.
+
+A clinic sends a folder of slices with the radiosurgery plan's RTSTRUCT; research pipelines send
+DICOM SEG. Both masks are returned on the series' own grid (UInt8, 0/1, the series' geometry),
+so that everything downstream works on SimpleITK images in physical space.
+
+Geometry is checked here, once: a series with a missing slice, uneven spacing, mixed
+orientations or two series in one folder would otherwise be read as a plausible but wrong
+volume. Messages name the file or folder and never show a header value (names, IDs, UIDs):
+UIDs can be traced to a patient, and messages reach logs and reports.
+
+RTSTRUCT contours are rasterised here rather than with rt-utils, which pulls in OpenCV (188 MB)
+and assumes axial series: contour points are mapped into the image's continuous index space with
+the full direction matrix (oblique series work) and filled with matplotlib's point-in-polygon
+test at voxel centres, with the even-odd rule so that a contour inside another is a hole.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+from matplotlib.path import Path as PolygonPath
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import RTStructureSetStorage, SegmentationStorage
+
+from rnclassifier.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+#: Slice positions may deviate from an even stack by this fraction of the spacing, or by
+#: `SLICE_TOLERANCE_MM`, whichever is larger (scanners round positions to ~1e-3 mm).
+SLICE_TOLERANCE_FRACTION = 0.01
+SLICE_TOLERANCE_MM = 0.01
+#: Largest difference between direction cosines of two slices of one series.
+ORIENTATION_TOLERANCE = 1e-4
+#: Largest sideways drift of the slice stack (gantry tilt, shear), as a fraction of a pixel.
+STACK_DRIFT_TOLERANCE = 0.05
+#: Largest distance of a contour point from its slice plane, in slice spacings.
+COPLANAR_TOLERANCE = 0.1
+
+LABEL_MAP_SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"
+#: Modalities that may be named in a message (a fixed vocabulary, never a raw header value).
+_KNOWN_MODALITIES = {
+    "MR": "an MR image",
+    "CT": "a CT image",
+    "PT": "a PET image",
+    "SEG": "a DICOM SEG",
+    "RTSTRUCT": "a DICOM RTSTRUCT",
+    "RTDOSE": "an RT dose",
+    "RTPLAN": "an RT plan",
+    "REG": "a registration",
+    "SR": "a structured report",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class DicomSeries:
+    """One image series read from a folder, with the UIDs that masks must reference.
+
+    `sop_instance_uids` has one entry per slice, in the image's slice order. Equality is
+    identity (a SimpleITK image compares voxel by voxel), and the repr hides the UIDs.
+    """
+
+    image: sitk.Image
+    series_instance_uid: str
+    frame_of_reference_uid: str
+    sop_instance_uids: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return (
+            f"DicomSeries(size={self.image.GetSize()}, spacing={self.image.GetSpacing()}, "
+            "UIDs not shown)"
+        )
+
+
+def is_dicom_file(path: Path) -> bool:
+    """A DICOM Part 10 file: 128-byte preamble, then "DICM". Cheap: reads 132 bytes."""
+    try:
+        with Path(path).open("rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def dicom_modality(path: Path) -> str | None:
+    """The Modality of a DICOM file (e.g. MR, RTSTRUCT, SEG), or None if it is not DICOM.
+
+    Reads the header only, so that callers can dispatch a mask path to the right reader.
+    """
+    if not is_dicom_file(path):
+        return None
+    try:
+        with _quiet_dicom_libraries():
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"])
+    except (InvalidDicomError, OSError, ValueError, EOFError):
+        return None
+    modality = str(ds.get("Modality", "")).strip().upper()
+    return modality or None
+
+
+def load_series(folder: Path) -> DicomSeries:
+    """Read the one DICOM image series in `folder`, slices sorted along the slice normal.
+
+    Non-image objects in the folder (an RTSTRUCT, a SEG, a DICOMDIR) are ignored. Raises
+    `InputError` if there is no series or several, or if the slices do not form an evenly spaced
+    stack with one orientation and pixel spacing.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder (a DICOM series is read from a folder of slices)")
+    slices = _slice_headers(folder)
+    spacing, order, slice_spacing = _check_stack(folder, [ds for _, ds in slices])
+    files = [str(slices[i][0]) for i in order]
+    headers = [slices[i][1] for i in order]
+
+    reader = sitk.ImageSeriesReader()
+    reader.SetImageIO("GDCMImageIO")
+    reader.SetFileNames(files)
+    rescales = {
+        (float(h.get("RescaleSlope", 1) or 1), float(h.get("RescaleIntercept", 0) or 0))
+        for h in headers
+    }
+    if len(rescales) > 1:
+        # GDCM takes the output type from the first slice; other rescales would be truncated.
+        reader.SetOutputPixelType(sitk.sitkFloat32)
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(
+            f"{folder}: the pixel data of the series cannot be read (compressed with a transfer "
+            "syntax that GDCM does not support, or damaged)"
+        ) from exc
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{folder}: not a grey-scale 3D series")
+
+    # One source of truth for the geometry: the headers checked above.
+    row, col = _cosines(headers[0])
+    direction = _nearest_rotation(np.column_stack([row, col, np.cross(row, col)]))
+    image.SetOrigin(tuple(float(v) for v in headers[0].ImagePositionPatient))
+    image.SetSpacing((spacing[1], spacing[0], slice_spacing))
+    image.SetDirection(tuple(direction.flatten()))
+    return DicomSeries(
+        image=image,
+        series_instance_uid=str(headers[0].get("SeriesInstanceUID", "")),
+        frame_of_reference_uid=str(headers[0].get("FrameOfReferenceUID", "")),
+        sop_instance_uids=tuple(str(h.get("SOPInstanceUID", "")) for h in headers),
+    )
+
+
+def rtstruct_mask(rtstruct: Path, reference: DicomSeries, roi_name: str | None) -> sitk.Image:
+    """Rasterise one ROI of an RTSTRUCT onto `reference`'s grid: UInt8 0/1, its geometry.
+
+    `roi_name` is required when the RTSTRUCT holds several ROIs (matched exactly, else ignoring
+    case). Closed planar contours on a slice combine by the even-odd rule (holes), and must lie in
+    the series' slice planes: contours drawn on another series are refused, not resampled.
+    """
+    rtstruct = Path(rtstruct)
+    ds = _read_object(rtstruct, "RTSTRUCT", {RTStructureSetStorage}, stop_before_pixels=False)
+    _check_references(
+        rtstruct,
+        "RTSTRUCT",
+        reference,
+        frame_uids={
+            str(f.get("FrameOfReferenceUID", ""))
+            for f in ds.get("ReferencedFrameOfReferenceSequence", [])
+        },
+        series_uids={
+            str(series.get("SeriesInstanceUID", ""))
+            for f in ds.get("ReferencedFrameOfReferenceSequence", [])
+            for study in f.get("RTReferencedStudySequence", [])
+            for series in study.get("RTReferencedSeriesSequence", [])
+        },
+    )
+    rois = {
+        int(r.ROINumber): str(r.get("ROIName", ""))
+        for r in ds.get("StructureSetROISequence", [])
+        if "ROINumber" in r
+    }
+    number = _choose(rtstruct, "ROI", "roi_name (--roi-name)", rois, roi_name)
+    where = f"{rtstruct}: ROI {rois[number]!r}"
+    roi = next(r for r in ds.StructureSetROISequence if int(r.ROINumber) == number)
+    roi_frame = str(roi.get("ReferencedFrameOfReferenceUID", ""))
+    if (
+        roi_frame
+        and reference.frame_of_reference_uid
+        and roi_frame != reference.frame_of_reference_uid
+    ):
+        raise InputError(f"{where}: is drawn in another frame of reference than the image")
+
+    contours = [
+        c
+        for item in ds.get("ROIContourSequence", [])
+        if int(item.get("ReferencedROINumber", -1)) == number
+        for c in item.get("ContourSequence", [])
+    ]
+    known = set(reference.sop_instance_uids)
+    if any(
+        str(ref.get("ReferencedSOPInstanceUID", "")) not in known
+        for c in contours
+        for ref in c.get("ContourImageSequence", [])
+    ):
+        raise InputError(f"{where}: its contours reference images that are not in this series")
+    closed = []
+    for c in contours:
+        if str(c.get("ContourGeometricType", "")).upper() not in (
+            "CLOSED_PLANAR",
+            "CLOSED_PLANAR_XOR",
+        ):
+            continue
+        data = np.asarray([float(v) for v in c.get("ContourData", [])], dtype=float)
+        if data.size % 3:
+            raise InputError(f"{where}: a contour's point list is not a list of (x, y, z) points")
+        if data.size >= 9:
+            closed.append(data.reshape(-1, 3))
+    if not closed:
+        raise InputError(
+            f"{where}: has no closed planar contours ({len(contours)} contours of other types), "
+            "so it encloses no volume"
+        )
+    mask = _rasterise(closed, reference.image, where)
+    if not mask.any():
+        raise InputError(
+            f"{where}: encloses no voxel centre of the image (contours smaller than a voxel?)"
+        )
+    return _on_grid(mask, reference.image)
+
+
+def seg_mask(seg: Path, reference: DicomSeries, segment: str | int | None) -> sitk.Image:
+    """One segment of a DICOM SEG on `reference`'s grid: UInt8 0/1, its geometry.
+
+    `segment` is a label (matched exactly, else ignoring case) or a segment number, required when
+    the SEG has several. Frames are placed by the source image they reference, or, for a SEG
+    without such references, by position on a grid that must coincide with the image's.
+    Fractional segments are thresholded at one half.
+    """
+    seg = Path(seg)
+    header = _read_object(
+        seg, "SEG", {SegmentationStorage, LABEL_MAP_SEGMENTATION_STORAGE}, stop_before_pixels=True
+    )
+    _check_references(
+        seg,
+        "SEG",
+        reference,
+        frame_uids={str(header.get("FrameOfReferenceUID", ""))},
+        series_uids={
+            str(s.get("SeriesInstanceUID", "")) for s in header.get("ReferencedSeriesSequence", [])
+        },
+    )
+    segments = {
+        int(s.SegmentNumber): str(s.get("SegmentLabel", ""))
+        for s in header.get("SegmentSequence", [])
+        if "SegmentNumber" in s
+    }
+    number = _choose(seg, "segment", "mask_label (--mask-label)", segments, segment)
+    where = f"{seg}: segment {number} ({segments[number]!r})"
+    with _quiet_dicom_libraries():
+        try:
+            document = hd.seg.segread(seg)
+            sources = {str(uids[2]) for uids in document.get_source_image_uids()}
+        except (ValueError, KeyError, AttributeError) as exc:
+            raise InputError(f"{seg}: not a valid DICOM SEG ({type(exc).__name__})") from exc
+        if sources - set(reference.sop_instance_uids):
+            raise InputError(f"{seg}: references images that are not in this series")
+        if sources:
+            values = _seg_by_source(document, seg, reference, number)
+        else:
+            values = _seg_by_position(document, seg, reference, number)
+    mask = (values >= 0.5).astype(np.uint8)
+    if not mask.any():
+        raise InputError(f"{where}: is empty on this image")
+    return _on_grid(mask, reference.image)
+
+
+# --- series -----------------------------------------------------------------------------------
+
+
+def _slice_headers(folder: Path) -> list[tuple[Path, Dataset]]:
+    """Headers of the image slices in `folder`, all of one series; other objects skipped."""
+    slices: list[tuple[Path, Dataset]] = []
+    n_dicom = 0
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        if not is_dicom_file(path):
+            continue
+        n_dicom += 1
+        try:
+            with _quiet_dicom_libraries():
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
+            raise InputError(f"{folder}: DICOM file {path.name!r} cannot be read") from exc
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        is_slice = all(
+            name in ds for name in ("ImagePositionPatient", "ImageOrientationPatient", "Rows")
+        )
+        if frames > 1 or (
+            "PerFrameFunctionalGroupsSequence" in ds
+            and str(ds.get("SOPClassUID", ""))
+            not in (SegmentationStorage, LABEL_MAP_SEGMENTATION_STORAGE)
+        ):
+            raise InputError(
+                f"{folder}: holds a multi-frame (enhanced) DICOM image, which is not supported; "
+                "export the series as single-frame slices"
+            )
+        if is_slice:
+            slices.append((path, ds))
+    if not slices:
+        found = f" ({n_dicom} DICOM files, none an image slice)" if n_dicom else ""
+        raise InputError(f"{folder}: no DICOM image series found{found}")
+    counts: dict[str, int] = defaultdict(int)
+    for _, ds in slices:
+        counts[str(ds.get("SeriesInstanceUID", ""))] += 1
+    if len(counts) > 1:
+        sizes = ", ".join(str(n) for n in sorted(counts.values(), reverse=True))
+        raise InputError(
+            f"{folder}: {len(counts)} DICOM image series are mixed in this folder ({sizes} slices); "
+            "keep one series per folder"
+        )
+    skipped = n_dicom - len(slices)
+    if skipped:
+        logger.info("%s: ignored %d DICOM files that are not image slices", folder, skipped)
+    return slices
+
+
+def _check_stack(
+    folder: Path, headers: list[Dataset]
+) -> tuple[tuple[float, float], list[int], float]:
+    """Pixel spacing (rows, columns), the slice order and the slice spacing of a valid stack."""
+    if len(headers) < 2:
+        raise InputError(f"{folder}: the series has a single slice; a 3D series is needed")
+    first = headers[0]
+    sizes = {(int(h.Rows), int(h.Columns)) for h in headers}
+    if len(sizes) > 1:
+        raise InputError(f"{folder}: slices of different sizes (rows x columns) in one series")
+    if any(int(h.get("SamplesPerPixel", 1)) != 1 for h in headers):
+        raise InputError(f"{folder}: not a grey-scale series (colour slices)")
+    row, col = _cosines(first)
+    for h in headers[1:]:
+        other_row, other_col = _cosines(h)
+        deviation = max(np.abs(other_row - row).max(), np.abs(other_col - col).max())
+        if deviation > ORIENTATION_TOLERANCE:
+            raise InputError(
+                f"{folder}: inconsistent orientation between slices (direction cosines differ "
+                f"by up to {deviation:.3g}); a series must have one orientation"
+            )
+    spacing = _pixel_spacing(folder, first)
+    for h in headers[1:]:
+        other = _pixel_spacing(folder, h)
+        if not all(
+            math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5)
+            for a, b in zip(spacing, other, strict=True)
+        ):
+            raise InputError(
+                f"{folder}: inconsistent pixel spacing between slices "
+                f"({spacing[0]:g} x {spacing[1]:g} mm and {other[0]:g} x {other[1]:g} mm)"
+            )
+    if len({str(h.get("FrameOfReferenceUID", "")) for h in headers}) > 1:
+        raise InputError(f"{folder}: slices in different frames of reference in one series")
+
+    normal = np.cross(row, col)
+    positions = np.array([[float(v) for v in h.ImagePositionPatient] for h in headers])
+    along = positions @ normal
+    order = [int(i) for i in np.argsort(along, kind="stable")]
+    along, positions = along[order], positions[order]
+    drift = positions - positions[0] - np.outer(along - along[0], normal)
+    if np.linalg.norm(drift, axis=1).max() > STACK_DRIFT_TOLERANCE * min(spacing):
+        raise InputError(
+            f"{folder}: slices are not stacked along the slice normal (gantry tilt or sheared "
+            "acquisition), which is not supported"
+        )
+    steps = np.diff(along)
+    if steps.min() <= SLICE_TOLERANCE_MM:
+        raise InputError(
+            f"{folder}: two slices at the same position (several echoes, acquisitions or time "
+            "points in one series?); keep one volume per folder"
+        )
+    step = float(np.median(steps))
+    tolerance = max(SLICE_TOLERANCE_FRACTION * step, SLICE_TOLERANCE_MM)
+    for i, gap in enumerate(steps, start=1):
+        if abs(gap - step) <= tolerance:
+            continue
+        multiple = round(gap / step)
+        if multiple >= 2 and abs(gap - multiple * step) <= tolerance:
+            raise InputError(
+                f"{folder}: missing slice: a gap of {gap:.3g} mm between slices {i} and {i + 1} "
+                f"(in position order) where the spacing is {step:.3g} mm"
+            )
+        raise InputError(
+            f"{folder}: uneven slice spacing: {gap:.3g} mm between slices {i} and {i + 1} "
+            f"(in position order) where the spacing is {step:.3g} mm"
+        )
+    return spacing, order, float((along[-1] - along[0]) / (len(along) - 1))
+
+
+def _cosines(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    values = np.array([float(v) for v in ds.ImageOrientationPatient], dtype=float)
+    return values[:3], values[3:]
+
+
+def _pixel_spacing(folder: Path, ds: Dataset) -> tuple[float, float]:
+    """DICOM PixelSpacing: (between rows, between columns) in mm."""
+    values = [float(v) for v in ds.get("PixelSpacing", [])]
+    if len(values) != 2 or min(values) <= 0:
+        raise InputError(f"{folder}: a slice has no valid pixel spacing")
+    return values[0], values[1]
+
+
+def _nearest_rotation(matrix: np.ndarray) -> np.ndarray:
+    """The orthonormal matrix nearest to `matrix`: direction cosines are rounded in headers."""
+    u, _, vt = np.linalg.svd(matrix)
+    return u @ vt
+
+
+# --- masks ------------------------------------------------------------------------------------
+
+
+def _read_object(path: Path, kind: str, sop_classes: set[str], stop_before_pixels: bool) -> Dataset:
+    """Read a mask object, checking it is the expected kind of DICOM object."""
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a DICOM {kind} file")
+    if not is_dicom_file(path):
+        raise InputError(f"{path}: not a DICOM file (expected a DICOM {kind})")
+    try:
+        with _quiet_dicom_libraries():
+            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: DICOM file cannot be read") from exc
+    if str(ds.get("SOPClassUID", "")) not in sop_classes:
+        modality = str(ds.get("Modality", "")).strip().upper()
+        what = _KNOWN_MODALITIES.get(modality, "another kind of DICOM object")
+        raise InputError(f"{path}: not a DICOM {kind}: it is {what}")
+    return ds
+
+
+def _check_references(
+    path: Path, kind: str, reference: DicomSeries, frame_uids: set[str], series_uids: set[str]
+) -> None:
+    """Refuse a mask that declares another series or frame of reference than the image."""
+    series_uids.discard("")
+    frame_uids.discard("")
+    if series_uids and reference.series_instance_uid not in series_uids:
+        raise InputError(
+            f"{path}: this {kind} references another image series than the image it is used "
+            "with; it must be drawn on that series (UIDs not shown)"
+        )
+    if (
+        frame_uids
+        and reference.frame_of_reference_uid
+        and (reference.frame_of_reference_uid not in frame_uids)
+    ):
+        raise InputError(
+            f"{path}: this {kind} is in another frame of reference than the image it is used "
+            "with (UIDs not shown)"
+        )
+
+
+def _choose(
+    path: Path, what: str, option: str, choices: dict[int, str], wanted: str | int | None
+) -> int:
+    """The number of the ROI or segment that `wanted` names (a name, or a number)."""
+    listing = ", ".join(f"{number} {name!r}" for number, name in sorted(choices.items()))
+    if not choices:
+        raise InputError(f"{path}: holds no {what}s")
+    if wanted is None:
+        if len(choices) == 1:
+            return next(iter(choices))
+        raise InputError(
+            f"{path}: holds {len(choices)} {what}s; choose the lesion's with {option}: {listing}"
+        )
+    if isinstance(wanted, int) and not isinstance(wanted, bool):
+        if wanted in choices:
+            return wanted
+        raise InputError(f"{path}: no {what} number {wanted}; available: {listing}")
+    text = str(wanted)
+    for same in (
+        lambda name: name == text,
+        lambda name: name.strip().casefold() == text.strip().casefold(),
+    ):
+        matches = [number for number, name in choices.items() if same(name)]
+        if len(matches) > 1:
+            raise InputError(
+                f"{path}: {len(matches)} {what}s are named {text!r}; cannot tell which is the "
+                f"lesion ({listing})"
+            )
+        if matches:
+            return matches[0]
+    if text.strip().isdigit() and int(text) in choices:
+        return int(text)
+    raise InputError(f"{path}: no {what} named {text!r}; available: {listing}")
+
+
+def _rasterise(contours: list[np.ndarray], image: sitk.Image, where: str) -> np.ndarray:
+    """Fill closed planar contours (patient mm) at the voxel centres of `image`: (z, y, x)."""
+    size = image.GetSize()
+    direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)
+    to_index = np.linalg.inv(direction * np.array(image.GetSpacing(), dtype=float))
+    origin = np.array(image.GetOrigin(), dtype=float)
+
+    by_slice: dict[int, list[np.ndarray]] = defaultdict(list)
+    for n, points in enumerate(contours, start=1):
+        index = (points - origin) @ to_index.T
+        plane = round(float(np.median(index[:, 2])))
+        off = float(np.abs(index[:, 2] - plane).max())
+        if off > COPLANAR_TOLERANCE:
+            raise InputError(
+                f"{where}: contour {n} is not in a slice plane of the image (up to {off:.2f} "
+                "slice spacings away): contours must be drawn on this series' slices"
+            )
+        if not 0 <= plane < size[2]:
+            raise InputError(f"{where}: contour {n} lies outside the image's slices")
+        by_slice[plane].append(index[:, :2])
+
+    mask = np.zeros(size[::-1], dtype=bool)
+    for k, polygons in by_slice.items():
+        stacked = np.concatenate(polygons)
+        low = np.maximum(np.floor(stacked.min(axis=0)).astype(int), 0)
+        high = np.minimum(np.ceil(stacked.max(axis=0)).astype(int), np.array(size[:2]) - 1)
+        if (high < low).any():
+            continue
+        i, j = np.meshgrid(
+            np.arange(low[0], high[0] + 1), np.arange(low[1], high[1] + 1), indexing="xy"
+        )
+        centres = np.column_stack([i.ravel(), j.ravel()]).astype(float)
+        inside = np.zeros(len(centres), dtype=bool)
+        for polygon in polygons:
+            path = PolygonPath(np.vstack([polygon, polygon[:1]]), closed=True)
+            inside ^= path.contains_points(centres)
+        mask[k, low[1] : high[1] + 1, low[0] : high[0] + 1] = inside.reshape(i.shape)
+    return mask
+
+
+def _seg_by_source(
+    document: hd.seg.Segmentation, path: Path, reference: DicomSeries, number: int
+) -> np.ndarray:
+    """Segment values (z, y, x) with frames placed by the source slice each one references."""
+    rows, columns = int(document.Rows), int(document.Columns)
+    size = reference.image.GetSize()
+    if (columns, rows) != size[:2]:
+        raise InputError(
+            f"{path}: frames of {rows} x {columns} pixels, but the image's slices are "
+            f"{size[1]} x {size[0]}"
+        )
+    try:
+        values = document.get_pixels_by_source_instance(
+            list(reference.sop_instance_uids),
+            segment_numbers=[number],
+            assert_missing_frames_are_empty=True,
+        )
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise InputError(
+            f"{path}: its frames cannot be matched to the image's slices ({type(exc).__name__})"
+        ) from exc
+    return np.asarray(values[..., 0], dtype=float)
+
+
+def _seg_by_position(
+    document: hd.seg.Segmentation, path: Path, reference: DicomSeries, number: int
+) -> np.ndarray:
+    """Segment values (z, y, x) placed by frame position; the SEG's grid must be the image's."""
+    try:
+        volume = document.get_volume(segment_numbers=[number]).squeeze_channel()
+        image = volume.to_simpleitk()
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise InputError(
+            f"{path}: its frames do not form a volume that can be placed on the image "
+            f"({type(exc).__name__})"
+        ) from exc
+    target = reference.image
+    start = np.array(target.TransformPhysicalPointToContinuousIndex(image.GetOrigin()))
+    same_grid = (
+        np.allclose(image.GetSpacing(), target.GetSpacing(), rtol=1e-3)
+        and np.allclose(image.GetDirection(), target.GetDirection(), atol=1e-3)
+        and np.abs(start - np.round(start)).max() < COPLANAR_TOLERANCE
+    )
+    if not same_grid:
+        raise InputError(f"{path}: its frames are not on the image's voxel grid")
+    placed = sitk.Resample(
+        sitk.Cast(image, sitk.sitkFloat32), target, sitk.Transform(), sitk.sitkNearestNeighbor, 0.0
+    )
+    return sitk.GetArrayFromImage(placed).astype(float)
+
+
+def _on_grid(mask: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.CopyInformation(reference)
+    return image
+
+
+@contextmanager
+def _quiet_dicom_libraries() -> Iterator[None]:
+    """Silence pydicom's and highdicom's warnings and logs, which can quote UIDs and values."""
+    loggers = [logging.getLogger(name) for name in ("pydicom", "highdicom")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
