@@ -44,17 +44,15 @@ def test_cs131_bed_matches_seed(dose, expected):
 
 
 def test_cs131_units_are_hours_on_both_rates():
-    # Taking the half-life in days while the repair rate is per hour (the common slip) gives
-    # lambda = ln2/9.7 per "hour": about 77.6 Gy for 60 Gy, far outside the seed's 61-66.
-    lam_days_wrongly_as_hours = math.log(2) / 9.7
-    mu_per_hour = math.log(2) / 0.5
-    wrong = 60 * (1 + lam_days_wrongly_as_hours / (lam_days_wrongly_as_hours + mu_per_hour) * 6)
-    assert wrong == pytest.approx(77.6, abs=0.1)
+    # An independent computation with both rates per minute must agree.
+    decay_per_minute = math.log(2) / (9.7 * 24 * 60)
+    repair_per_minute = math.log(2) / 30
+    relative = decay_per_minute / (decay_per_minute + repair_per_minute)
+    assert bed_permanent_implant(60) == pytest.approx(60 * (1 + relative * 60 / 10), rel=1e-12)
+    # The common slip, a half-life in days used as if in hours, is what 9.7/24 "days" gives:
+    # about 77.6 Gy for 60 Gy, far outside the seed's 61-66.
+    assert bed_permanent_implant(60, half_life_days=9.7 / 24) == pytest.approx(77.6, abs=0.1)
     assert bed_permanent_implant(60) == pytest.approx(60.77, abs=0.01)
-    # The same physics expressed in minutes must give the same BED.
-    assert bed_permanent_implant(60, half_life_days=9.7, repair_half_time_hours=30 / 60) == (
-        pytest.approx(bed_permanent_implant(60))
-    )
 
 
 def test_cs131_bed_approaches_physical_dose_for_slow_decay():

@@ -144,8 +144,82 @@ def test_pathology_contradicting_detail(make_manifest):
 def test_prior_scan_needs_its_mask_and_interval(make_manifest, tmp_path):
     path = make_manifest(with_change(0, t1c_prior="img/l1_t1c.nii.gz"))
     problems = problems_of(path)
-    assert any("row 2, column mask_prior: empty, but a prior scan is given" in p for p in problems)
-    assert any("row 2, column months_between_scans: empty" in p for p in problems)
+    assert len(problems) == 2
+    assert "row 2, column mask_prior: empty, but the prior scan's t1c_prior is given" in problems[0]
+    assert "row 2, column months_between_scans: empty" in problems[1]
+
+
+def test_any_prior_needs_t1c_prior(make_manifest):
+    rows = with_change(
+        0,
+        flair_prior="img/l1_t1c.nii.gz",
+        mask_prior="img/l1_mask.nii.gz",
+        months_between_scans="2.5",
+    )
+    (problem,) = problems_of(make_manifest(rows))
+    assert "row 2, column t1c_prior: empty, but the prior scan's flair_prior is given" in problem
+
+
+def test_mask_prior_alone(make_manifest):
+    problems = problems_of(make_manifest(with_change(0, mask_prior="img/l1_mask.nii.gz")))
+    assert any("column t1c_prior: empty, but the prior scan's mask_prior" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "expected"),
+    [
+        ("months_between_scans", "0", "0 is out of range (expected > 0 and <= 120)"),
+        ("days_scan_to_surgery", "-3", "-3 is out of range (expected >= 0 and <= 3650)"),
+        ("mask_label", "0", "0 is out of range (expected >= 1 and <= 65535)"),
+        ("mask_label", "1.5", "'1.5' is not a whole number"),
+        ("age_years", "6_0", "'6_0' is not a number"),
+    ],
+)
+def test_more_bad_numbers(make_manifest, column, value, expected):
+    rows = [dict(r) for r in GOOD_ROWS]
+    rows[0][column] = value
+    (problem,) = problems_of(
+        make_manifest(rows, columns=list(dict.fromkeys([*GOOD_ROWS[0], column])))
+    )
+    assert problem.endswith(f"row 2, column {column}: {expected}")
+
+
+def test_binary_columns_accept_spreadsheet_floats(make_manifest):
+    cohort = load_cohort(make_manifest(with_change(0, prior_wbrt="1.0", steroids="0.0")))
+    assert cohort.lesions["prior_wbrt"].iloc[0] == "1"
+    assert cohort.lesions["steroids"].iloc[0] == "0"
+
+
+def test_invalid_dose_is_not_reported_twice(make_manifest):
+    (problem,) = problems_of(make_manifest(with_change(2, srs_dose_gy="abc")))
+    assert problem.endswith("row 4, column srs_dose_gy: 'abc' is not a number")
+
+
+def test_headerless_file_leaks_no_cell_values(tmp_path, caplog):
+    path = tmp_path / "cohort.csv"
+    path.write_text("JOHN-SMITH-123,L1,a.nii,b.nii\nJANE-DOE-456,L2,c.nii,d.nii\n")
+    with caplog.at_level(logging.WARNING):
+        problems = problems_of(path)
+    assert len(problems) == 4
+    assert all("missing required column" in p for p in problems)
+    assert "JOHN" not in caplog.text + "".join(problems)
+
+
+def test_rows_numbered_as_records(tmp_path, make_manifest):
+    path = make_manifest()
+    lines = path.read_text().splitlines()
+    # A quoted cell spanning two lines in the first data row; a bad value in the second.
+    lines[1] = lines[1].replace("P01", '"P01\nsecond line"')
+    lines[2] = lines[2].replace(",M,", ",X,").replace(", m ,", ",X,")
+    path.write_text("\n".join(lines) + "\n")
+    (problem,) = problems_of(path)
+    assert "row 3, column sex" in problem
+
+
+@pytest.mark.parametrize("name", ["mask", "T2_Star", "age_years"])
+def test_reserved_or_bad_sequence_names(make_manifest, name):
+    with pytest.raises(InputError, match="sequence name"):
+        load_cohort(make_manifest(), sequences=[name])
 
 
 def test_all_problems_reported_at_once(make_manifest):

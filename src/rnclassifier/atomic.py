@@ -31,16 +31,22 @@ def atomic_file(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp.chmod(_file_mode())  # mkstemp makes 0600; outputs get the usual umask-based mode
     try:
         yield tmp
+        with tmp.open("rb") as handle:  # on disk before it takes the target's name
+            os.fsync(handle.fileno())
         tmp.replace(target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _file_mode() -> int:
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _file_mode() -> int:
+    return 0o666 & ~_umask()
 
 
 def write_text(target: str | os.PathLike[str], text: str) -> Path:
@@ -71,11 +77,15 @@ def atomic_directory(target: str | os.PathLike[str], *, overwrite: bool = False)
         raise InputError(f"{target}: exists and is not a folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    tmp.chmod(_file_mode() | 0o111 & ~_umask())  # mkdtemp makes 0700
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if target.exists() and not overwrite:  # it appeared while we worked: never clobber it
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(f"{target}: appeared while writing; choose another output or pass --force")
     if target.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
         old.rmdir()

@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app.main(args=args, prog_name="rnclassifier", standalone_mode=False)
+        status = app.main(args=args, prog_name="rnclassifier", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:  # bad flags: click's own one-line message
@@ -273,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 err=True,
             )
         return EXIT_INTERNAL
-    return EXIT_OK
+    return status if isinstance(status, int) else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -187,6 +187,17 @@ CLINICAL_COLUMNS: tuple[str, ...] = (
 )
 
 
+def sequence_name_problem(name: str) -> str | None:
+    """Why `name` cannot name an image sequence, or None when it can."""
+    if not _SEQUENCE_NAME.match(name):
+        return (
+            f"sequence name {name!r} must be lower-case letters and digits, starting with a letter"
+        )
+    if name in ("mask", "brain", "prior") or name in COLUMNS:
+        return f"sequence name {name!r} is reserved for another manifest column"
+    return None
+
+
 def image_columns(sequences: Iterable[str] = KNOWN_SEQUENCES) -> dict[str, Column]:
     """Path columns for the given sequences: each sequence, the masks, and their priors."""
     names = list(dict.fromkeys([*sequences, "mask", "brain_mask"]))
@@ -243,15 +254,25 @@ def load_cohort(
     header, rows = _read_csv(path)
     where = str(path)
     extra = [s.strip().lower() for s in sequences]
-    bad_names = [s for s in extra if not _SEQUENCE_NAME.match(s)]
+    bad_names = [problem for s in extra if (problem := sequence_name_problem(s))]
     if bad_names:
-        raise InputError(
-            f"sequence name {s!r} must be lower-case letters and digits, starting with a letter"
-            for s in bad_names
-        )
+        raise InputError(bad_names)
     columns = {**COLUMNS, **image_columns([*KNOWN_SEQUENCES, *extra])}
 
     problems: list[str] = []
+    required = [c.name for c in columns.values() if c.required]
+    if require_pathology:
+        required.append("pathology")
+    for name in required:
+        if name not in header:
+            why = " (training and validation need the pathology ground truth)" * (
+                name == "pathology"
+            )
+            problems.append(f"{where}: missing required column {name!r}{why}")
+    if problems:
+        # Say nothing about the other header cells: without the required columns the first
+        # row may be data (a file without a header), and its cells may be identifiers.
+        raise InputError(problems)
     for name in header:
         if name in columns:
             continue
@@ -264,17 +285,6 @@ def load_cohort(
             )
         else:
             logger.warning("%s: ignoring unknown column %r", where, name)
-    required = [c.name for c in columns.values() if c.required]
-    if require_pathology:
-        required.append("pathology")
-    for name in required:
-        if name not in header:
-            why = " (training and validation need the pathology ground truth)" * (
-                name == "pathology"
-            )
-            problems.append(f"{where}: missing required column {name!r}{why}")
-    if problems:
-        raise InputError(problems)
 
     base = path.resolve().parent
     used = [name for name in header if name in columns]
@@ -336,18 +346,19 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         header = [h.strip().lower() for h in next(reader)]
         rows: list[tuple[int, list[str]]] = []
         problems: list[str] = []
-        for cells in reader:
+        # Rows as a spreadsheet numbers them: one per record (a quoted cell may span lines).
+        for row_number, cells in enumerate(reader, start=2):
             if not any(c.strip() for c in cells):
                 continue
             if len(cells) != len(header):
                 problems.append(
-                    f"{path}: row {reader.line_num}: has {len(cells)} fields, "
+                    f"{path}: row {row_number}: has {len(cells)} fields, "
                     f"the header has {len(header)}"
                 )
                 continue
-            rows.append((reader.line_num, [c.strip() for c in cells]))
+            rows.append((row_number, [c.strip() for c in cells]))
     except csv.Error as exc:
-        raise InputError(f"{path}: row {reader.line_num}: not valid CSV ({exc})") from None
+        raise InputError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
 
     separator = next((sep for sep in ";\t|" if len(header) == 1 and sep in header[0]), None)
     if separator:
@@ -387,6 +398,8 @@ def _parse(column: Column, raw: str, base: Path, check_files: bool) -> tuple[obj
         return str(resolved), None
     if column.kind is Kind.VOCABULARY:
         value = raw.lower()
+        if column.vocabulary == BINARY and value in ("0.0", "1.0"):
+            value = value[0]  # 0/1 as a spreadsheet or pandas may write them
         if value not in column.vocabulary:
             allowed = ", ".join(column.vocabulary)
             return None, f"unknown value {raw!r}; allowed: {allowed}"
@@ -396,6 +409,8 @@ def _parse(column: Column, raw: str, base: Path, check_files: bool) -> tuple[obj
 
 def _parse_number(column: Column, raw: str) -> tuple[object, str | None]:
     try:
+        if "_" in raw:
+            raise ValueError
         number = float(raw)
     except ValueError:
         return None, f"{raw!r} is not a number"
@@ -408,13 +423,17 @@ def _parse_number(column: Column, raw: str) -> tuple[object, str | None]:
     low, high = column.minimum, column.maximum
     too_low = low is not None and (number <= low if column.minimum_exclusive else number < low)
     if too_low or (high is not None and number > high):
-        lower = f"> {low:g}" if column.minimum_exclusive else f">= {low:g}"
-        return None, f"{raw} is out of range (expected {lower} and <= {high:g})"
+        bounds = []
+        if low is not None:
+            bounds.append(f"> {low:g}" if column.minimum_exclusive else f">= {low:g}")
+        if high is not None:
+            bounds.append(f"<= {high:g}")
+        return None, f"{raw} is out of range (expected {' and '.join(bounds)})"
     return number, None
 
 
 def _check_ids(table: pd.DataFrame, row_numbers: list[int], where: str) -> list[str]:
-    """Duplicate lesion IDs and lesions claimed by two patients; values are never printed."""
+    """Duplicate lesion IDs; the values are never printed."""
     problems = []
     rows_by_lesion: dict[object, list[int]] = defaultdict(list)
     for n, lesion in zip(row_numbers, table["lesion_id"], strict=True):
@@ -442,7 +461,7 @@ def _check_rows(
     for i, n in enumerate(row_numbers):
         at = f"{where}: row {n}"
         dose, fractions = get("srs_dose_gy", i), get("srs_fractions", i)
-        if (dose is None) != (fractions is None):
+        if INVALID not in (dose, fractions) and (dose is None) != (fractions is None):
             given, missing = (
                 ("srs_dose_gy", "srs_fractions")
                 if fractions is None
@@ -457,13 +476,17 @@ def _check_rows(
                     f"{at}, column pathology: {pathology!r} contradicts pathology_detail "
                     f"{detail!r} (rule: any viable tumour cells -> 'tumor')"
                 )
-        priors = [s + PRIOR_SUFFIX for s in sequences if get(s + PRIOR_SUFFIX, i) is not None]
+        priors = [
+            name
+            for name in [*(s + PRIOR_SUFFIX for s in sequences), "mask_prior", "brain_mask_prior"]
+            if get(name, i) is not None
+        ]
         if priors:
-            for needed in ("mask_prior", "months_between_scans"):
+            for needed in ("t1c_prior", "mask_prior", "months_between_scans"):
                 if get(needed, i) is None:
                     problems.append(
-                        f"{at}, column {needed}: empty, but a prior scan is given ({priors[0]})"
+                        f"{at}, column {needed}: empty, but the prior scan's {priors[0]} is "
+                        "given (a prior scan needs t1c_prior, mask_prior and "
+                        "months_between_scans)"
                     )
-        elif get("mask_prior", i) is not None:
-            problems.append(f"{at}, column mask_prior: given without any prior image (t1c_prior)")
     return problems

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rnclassifier.cohort import KNOWN_SEQUENCES
+from rnclassifier.cohort import sequence_name_problem
 from rnclassifier.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -90,9 +90,9 @@ class ExtractionSettings(_Strict):
             raise ValueError("the first sequence must be 't1c' (masks are drawn on its grid)")
         if len(set(value)) != len(value):
             raise ValueError("a sequence is named twice")
-        unknown = [s for s in value if s not in KNOWN_SEQUENCES and not s.isidentifier()]
-        if unknown:
-            raise ValueError(f"not a valid sequence name: {unknown[0]!r}")
+        for name in value:
+            if problem := sequence_name_problem(name):
+                raise ValueError(problem)
         return value
 
     @field_validator("bed_alpha_betas_gy")

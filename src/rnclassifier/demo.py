@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rnclassifier.cohort import load_cohort
 from rnclassifier.config import LIGHT_EXTRACTION_CONFIG, load_extraction_config
+from rnclassifier.errors import InputError
 from rnclassifier.synthetic import write_synthetic_cohort
 from rnclassifier.synthetic.write import SETTINGS_FILE, synthesis_settings
 
@@ -28,6 +29,11 @@ def run_demo(out: Path, *, force: bool = False, jobs: int | None = None) -> list
     cohort_dir = out / "cohort"
     if not force and _is_demo_cohort(cohort_dir):
         lines.append(f"synth: reusing the SYNTHETIC cohort in {cohort_dir} (--force remakes it)")
+    elif cohort_dir.exists() and not force:
+        raise InputError(
+            f"{cohort_dir}: exists and is not this version's demo cohort; choose another --out "
+            "or pass --force to replace it"
+        )
     else:
         summary = write_synthetic_cohort(
             cohort_dir, preset="seed", n_lesions=DEMO_LESIONS, seed=0, force=True, jobs=jobs

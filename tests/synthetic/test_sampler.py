@@ -5,6 +5,8 @@ Large-n tests sample covariates and latents only (no images), which takes well u
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -152,6 +154,36 @@ def test_oracle_is_calibrated(large):
     )
     gaps = (table["p"].mean() - table["y"].mean()).abs()
     assert gaps.max() < 0.04
+
+
+@pytest.mark.parametrize(
+    ("name", "stratum"),
+    [
+        ("late presentation", lambda f: f["months_since_srs"].astype(float) > 18),
+        ("20 Gy single fraction", lambda f: f["srs_dose_gy"].astype(float) == 20),
+        ("steroids", lambda f: f["steroids"].astype(int) == 1),
+        ("brainstem or deep", lambda f: f["location"].isin(["brainstem", "deep"])),
+        ("dual immunotherapy", lambda f: f["immunotherapy"] == "dual"),
+        ("large PTV", lambda f: f["ptv_cc"].astype(float) > 16),
+        ("solid enhancement", lambda f: f["latent_enhancement_solidity"] > 1),
+        ("fast growth", lambda f: f["latent_growth_steadiness"] < -1),
+    ],
+)
+def test_oracle_is_calibrated_within_strata(oracle_check, name, stratum):
+    """Calibration within a covariate's strata fails when the oracle misses that covariate."""
+    inside = stratum(oracle_check)
+    for part in (inside, ~inside):
+        predicted = oracle_check.loc[part, "oracle_p_tumor"].mean()
+        observed = outcome(oracle_check[part]).mean()
+        standard_error = np.sqrt(observed * (1 - observed) / part.sum())
+        assert abs(predicted - observed) < max(4 * standard_error, 0.01), name
+
+
+@pytest.fixture(scope="module")
+def oracle_check() -> pd.DataFrame:
+    # Single-lesion structure, so that every lesion's covariates come from its own class.
+    preset = replace(SEED, two_tumour_patients=0.0, discordant_patients=0.0)
+    return sample_lesions(preset, n_lesions=60_000, seed=21)
 
 
 def test_reader_operating_point():

@@ -6,7 +6,8 @@ Where the seed is silent the literature sets the direction and rough size of an 
 values are design choices, tuned so that the Bayes oracle's AUC sits near 0.90-0.95 and a
 clinical-only model stays near 0.60-0.72 (see tests/synthetic). Nothing here is clinical evidence.
 
-Structure of the model (naive-Bayes by design, so the oracle is exact): the class is drawn first;
+Structure of the model (naive-Bayes by design, so the per-lesion oracle is exact; see
+`sampler.oracle_log_likelihood_ratios` for what it leaves out): the class is drawn first;
 every covariate and every image sign is then drawn from its class-conditional distribution,
 independently given the class. Acquisition (site, grid, noise, bias, scale, orientation) and
 nuisance anatomy are drawn independently of the class.

@@ -108,9 +108,19 @@ class RenderedScan:
     brain_mask: sitk.Image
 
 
+#: The earlier scan's lesion is never smaller than this (cm³): visible on every site's grid.
+MIN_PRIOR_VOLUME_CC = 0.15
+
+
 def growth_rate_per_month(growth_steadiness: float) -> float:
     """Log-volume growth per month: necrosis (z < 0) grows faster (Ocaña-Tienda 2022)."""
-    return float(np.clip(0.22 - 0.09 * growth_steadiness, 0.03, 0.6))
+    return float(np.clip(0.22 - 0.09 * growth_steadiness, 0.03, 0.45))
+
+
+def prior_volume_cc(latents: LesionLatents) -> float:
+    rate = growth_rate_per_month(latents.growth_steadiness)
+    shrunk = latents.volume_cc * math.exp(-rate * latents.months_between_scans)
+    return max(shrunk, min(MIN_PRIOR_VOLUME_CC, latents.volume_cc))
 
 
 def render_lesion(
@@ -120,14 +130,14 @@ def render_lesion(
     centre = _lesion_centre(latents, rng)
     head = _Head(centre, rng)
     lesion = _LesionShape(latents, centre, head, rng)
-    prior_volume = latents.volume_cc * math.exp(
-        -growth_rate_per_month(latents.growth_steadiness) * latents.months_between_scans
-    )
     scans = []
-    for volume, is_prior in ((latents.volume_cc, False), (prior_volume, True)):
+    for volume, is_prior in ((latents.volume_cc, False), (prior_volume_cc(latents), True)):
         t1c, flair, lesion_mask = lesion.truth(volume)
         pose = _Pose.draw(site, centre, rng, repositioned=is_prior)
-        scans.append(_acquire(head, t1c, flair, lesion_mask, site, pose, rng))
+        scan = _acquire(head, t1c, flair, lesion_mask, site, pose, rng)
+        if not sitk.GetArrayViewFromImage(scan.mask).any():
+            raise RuntimeError(f"rendered an empty {'prior ' * is_prior}lesion mask")
+        scans.append(scan)
     return scans[0], scans[1]
 
 

@@ -193,9 +193,10 @@ def oracle_log_likelihood_ratios(
 ) -> tuple[np.ndarray, np.ndarray]:
     """log p(x | tumour) - log p(x | necrosis) for the clinical covariates and the image signs.
 
-    Exact under the generative model for every lesion drawn from its own class's distribution;
-    for the rare discordant patients (one lesion of each class) the shared covariates were drawn
-    from one of the two classes, so their clinical part is an approximation.
+    Exact for the per-lesion model (a lesion's covariates and signs drawn from its class). Two
+    things it leaves out: the shared covariates of a discordant patient (one lesion of each
+    class) come from one of the two classes; and the number of lesions per patient, fixed by
+    the seed's structure, carries a little information (two-lesion patients are mostly tumour).
     """
     clinical = _clinical_log_likelihood(frame, preset.tumour) - _clinical_log_likelihood(
         frame, preset.necrosis

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -122,8 +123,15 @@ def write_synthetic_cohort(
             for index, row in frame.reset_index(drop=True).iterrows()
         ]
         if jobs > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                list(pool.map(_render_and_write, tasks, chunksize=1))
+            # spawn, not fork: the parent already runs ITK's thread pool, and forking a
+            # threaded process can deadlock.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                try:
+                    list(pool.map(_render_and_write, tasks, chunksize=1))
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
         else:
             for task in tasks:
                 _render_and_write(task)
@@ -135,7 +143,10 @@ def write_synthetic_cohort(
         (folder / "README.md").write_text(
             _readme(model, frame, seed=seed, null=null, rn_fraction=rn_fraction), encoding="utf-8"
         )
-        load_cohort(folder / "cohort.csv", require_pathology=True)  # the output obeys the contract
+        try:  # the generator's own output must obey the manifest contract
+            load_cohort(folder / "cohort.csv", require_pathology=True)
+        except InputError as exc:
+            raise RuntimeError(f"synthetic manifest breaks the contract: {exc}") from exc
     tumour = int((frame["pathology"] == "tumor").sum())
     return SynthSummary(out, len(frame), frame["patient_id"].nunique(), tumour, len(frame) - tumour)
 
@@ -262,8 +273,10 @@ carries the note "{SYNTHETIC_NOTE}" in its header.
 - `cohort.csv`: the manifest (rnclassifier's cohort contract), paths relative to this folder.
 - `images/`: per lesion, T1 post-contrast, FLAIR, lesion mask and brain mask of the scored scan,
   and T1c, FLAIR and mask of the earlier scan (`*_prior`), each on its own grid (int16 NIfTI).
-- `oracle.csv`: the generating latents and the Bayes oracle P(tumour | latents, clinical), the
-  ceiling for any classifier on these data. **Never give it to training.**
+- `oracle.csv`: the generating latents and the Bayes oracle P(tumour | latents, clinical) of
+  each lesion: the ceiling for any classifier that judges a lesion by its own images and
+  covariates (the number of lesions a patient has also carries a little information: in the
+  seed, lesions of two-lesion patients are tumour more often). **Never give it to training.**
 
 ## Class-specific image signs (z ~ N(+d/2, 1) tumour, N(-d/2, 1) necrosis)
 {signs}
