@@ -30,9 +30,14 @@ def run_extraction(
         raise InputError(f"{out}: the feature table must end in .parquet or .csv")
     config = load_extraction_config(params or DEFAULT_EXTRACTION_CONFIG)
     cohort = load_cohort(cohort_path, sequences=() if config.plain else config.settings.sequences)
-    if perturb:
-        raise InputError("--perturb is not built yet (tracked in issue #4)")
-    features = extract_features(cohort, config, jobs=jobs, cache_dir=cache_dir, progress=progress)
+    features = extract_features(
+        cohort,
+        config,
+        jobs=jobs,
+        cache_dir=cache_dir,
+        progress=progress,
+        perturb=perturb or None,
+    )
     features.write(out, csv=csv or None)
     n_features = features.table.shape[1] - 3
     return (

@@ -28,7 +28,8 @@ from rnclassifier.config import ExtractionConfig
 from rnclassifier.errors import InputError
 from rnclassifier.features.cache import FeatureCache, content_hash
 from rnclassifier.features.naming import feature_column
-from rnclassifier.features.radiomics import ScanInputs, extract_scan
+from rnclassifier.features.radiomics import ScanInputs, extract_scan, read_scan_mask
+from rnclassifier.features.robustness import perturbed_masks
 
 logger = logging.getLogger(__name__)
 
@@ -56,24 +57,32 @@ class LesionTask:
     current: ScanInputs
     prior: ScanInputs | None = None
     months_between_scans: float | None = None
+    perturb: int = 0
 
 
 @dataclass
 class FeatureTable:
-    """The table and its sidecar (settings, versions, hashes, diagnostics)."""
+    """The table, its sidecar (settings, versions, hashes, diagnostics) and, with `--perturb`,
+    one row per lesion and mask perturbation."""
 
     table: pd.DataFrame
     sidecar: dict[str, Any] = field(default_factory=dict)
+    perturbed: pd.DataFrame | None = None
 
     def write(self, out: str | Path, *, csv: bool | None = None) -> Path:
-        """Write `out` (parquet, or CSV when asked or named .csv) and `<out>.json`, atomically."""
+        """Write `out` (parquet, or CSV when asked or named .csv), `<out>.json` and, with
+        perturbations, `<out>.perturb.parquet`; each atomically."""
         out = Path(out)
         as_csv = out.suffix.lower() == ".csv" if csv is None else csv
-        with atomic_file(out) as tmp:
-            if as_csv:
-                self.table.to_csv(tmp, index=False)
-            else:
-                self.table.to_parquet(tmp, index=False)
+        outputs = [(out, self.table)]
+        if self.perturbed is not None:
+            outputs.append((perturb_path(out), self.perturbed))
+        for path, frame in outputs:
+            with atomic_file(path) as tmp:
+                if as_csv:
+                    frame.to_csv(tmp, index=False)
+                else:
+                    frame.to_parquet(tmp, index=False)
         with atomic_file(sidecar_path(out)) as tmp:
             tmp.write_text(json.dumps(self.sidecar, indent=1, default=str) + "\n")
         return out
@@ -83,6 +92,11 @@ def sidecar_path(out: Path) -> Path:
     return out.with_name(out.name + ".json")
 
 
+def perturb_path(out: Path) -> Path:
+    """`features.parquet` -> `features.perturb.parquet` (DESIGN.md's layout)."""
+    return out.with_name(f"{out.stem}.perturb{out.suffix}")
+
+
 def extract_features(
     cohort: Cohort,
     config: ExtractionConfig,
@@ -90,11 +104,16 @@ def extract_features(
     jobs: int = 1,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    perturb: int | None = None,
 ) -> FeatureTable:
-    """Extract every lesion's features; raise one `InputError` listing every lesion problem."""
+    """Extract every lesion's features; raise one `InputError` listing every lesion problem.
+
+    `perturb` (default: the config's `perturbations.n`) adds K mask perturbations per lesion.
+    """
     sequences = _sequences(cohort, config)
     use_prior = config.settings.delta and not config.plain
-    tasks = [_task(cohort, i, sequences, use_prior) for i in range(cohort.n_lesions)]
+    k = config.settings.perturbations.n if perturb is None else perturb
+    tasks = [_task(cohort, i, sequences, use_prior, k) for i in range(cohort.n_lesions)]
     cache = FeatureCache(cache_dir) if cache_dir else None
     outcomes = _run_all(tasks, config, jobs=jobs, cache=cache, progress=progress)
 
@@ -104,7 +123,16 @@ def extract_features(
     radiomics = pd.DataFrame([outcome["features"] for outcome in outcomes])
     table = pd.concat([_identity(cohort), radiomics, clinical_features(cohort, config)], axis=1)
     sidecar = _sidecar(cohort, config, sequences, outcomes)
-    return FeatureTable(table=table, sidecar=sidecar)
+    perturbed = None
+    if k:
+        identity = _identity(cohort)
+        rows = [
+            {**identity.iloc[i].to_dict(), "perturbation": j, "perturbation_kind": kind, **values}
+            for i, outcome in enumerate(outcomes)
+            for j, (kind, values) in enumerate(outcome["perturbed"])
+        ]
+        perturbed = pd.DataFrame(rows)
+    return FeatureTable(table=table, sidecar=sidecar, perturbed=perturbed)
 
 
 def _sequences(cohort: Cohort, config: ExtractionConfig) -> tuple[str, ...]:
@@ -119,7 +147,9 @@ def _sequences(cohort: Cohort, config: ExtractionConfig) -> tuple[str, ...]:
     return config.settings.sequences
 
 
-def _task(cohort: Cohort, i: int, sequences: tuple[str, ...], use_prior: bool) -> LesionTask:
+def _task(
+    cohort: Cohort, i: int, sequences: tuple[str, ...], use_prior: bool, perturb: int
+) -> LesionTask:
     row = cohort.lesions.iloc[i]
 
     def text(column: str) -> str | None:
@@ -145,7 +175,11 @@ def _task(cohort: Cohort, i: int, sequences: tuple[str, ...], use_prior: bool) -
         )
     months = text("months_between_scans")
     return LesionTask(
-        cohort.row_numbers[i], current, prior, float(months) if months is not None else None
+        cohort.row_numbers[i],
+        current,
+        prior,
+        float(months) if months is not None else None,
+        perturb,
     )
 
 
@@ -201,9 +235,17 @@ def _extract_one(task: LesionTask, config: ExtractionConfig) -> dict[str, Any]:
                 prior.diagnostics["lesion_volume_cc"],
                 task.months_between_scans,
             )
+        perturbed = []
+        if task.perturb:
+            _, mask = read_scan_mask(task.current)
+            seed = int(content_hash(task.current.mask)[:8], 16)
+            for kind, variant in perturbed_masks(mask, task.perturb, seed):
+                scan = extract_scan(task.current, config, mask_override=variant)
+                values = {feature_column(*key): v for key, v in scan.values.items()}
+                perturbed.append((kind, values))
     except InputError as exc:
         return {"problems": [f"manifest row {task.row}: {line}" for line in exc.problems]}
-    return {"features": features, "diagnostics": diagnostics}
+    return {"features": features, "diagnostics": diagnostics, "perturbed": perturbed}
 
 
 def _delta(
@@ -248,6 +290,7 @@ def _cache_key(task: LesionTask, config: ExtractionConfig) -> str:
                 "current": scan_part(task.current),
                 "prior": scan_part(task.prior),
                 "months_between_scans": task.months_between_scans,
+                "perturb": task.perturb,
             },
             sort_keys=True,
         ).encode()

@@ -46,23 +46,28 @@ class ScanFeatures:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
+def read_scan_mask(scan: ScanInputs) -> tuple[sitk.Image, sitk.Image]:
+    """The scan's reference image (its first sequence) and its lesion mask on that grid."""
+    first = next(iter(scan.images))
+    reference = read_image(scan.images[first])
+    mask = read_mask(
+        scan.mask,
+        reference,
+        reference_path=scan.images[first],
+        label=scan.mask_label,
+        roi_name=scan.roi_name,
+    )
+    return reference, mask
+
+
 def extract_scan(
     scan: ScanInputs, config: ExtractionConfig, *, mask_override: sitk.Image | None = None
 ) -> ScanFeatures:
     """Features of one scan. `mask_override` replaces the lesion mask (robustness perturbations)."""
     first, *others = scan.images
-    reference = read_image(scan.images[first])
-    mask = (
-        mask_override
-        if mask_override is not None
-        else read_mask(
-            scan.mask,
-            reference,
-            reference_path=scan.images[first],
-            label=scan.mask_label,
-            roi_name=scan.roi_name,
-        )
-    )
+    reference, mask = read_scan_mask(scan)
+    if mask_override is not None:
+        mask = mask_override
     result = ScanFeatures()
     result.diagnostics["lesion_volume_cc"] = preprocess.voxel_volume_cc(mask)
     result.diagnostics["t1c_spacing_mm"] = [round(v, 4) for v in reference.GetSpacing()]
