@@ -70,12 +70,15 @@ def rotation(axis: Sequence[float], degrees: float) -> np.ndarray:
 
 def oblique_grid(
     size: tuple[int, int, int] = (64, 56, 24),
-    spacing: tuple[float, float, float] = (0.8, 0.8, 2.5),
+    spacing: tuple[float, float, float] = (0.8, 0.9, 2.5),
     origin: tuple[float, float, float] = (-21.3, -30.7, -18.9),
     degrees: float = 20.0,
     axis: Sequence[float] = (1.0, 2.0, 3.0),
 ) -> Grid:
-    """An oblique, anisotropic grid (20° about a tilted axis; 0.8 x 0.8 x 2.5 mm)."""
+    """An oblique, anisotropic grid: 20° about a tilted axis, 0.8 x 0.9 x 2.5 mm.
+
+    The two in-plane spacings differ so that swapping DICOM's (row, column) order shows.
+    """
     return Grid(size, spacing, origin, rotation(axis, degrees))
 
 
@@ -216,7 +219,7 @@ def edit_dicom(path: Path, **attributes: object) -> None:
 
 
 def circle_contour(
-    grid: Grid, k: int, centre: Sequence[float], radius: float, n_points: int = 720
+    grid: Grid, k: float, centre: Sequence[float], radius: float, n_points: int = 720
 ) -> np.ndarray:
     """A circle of `radius` (mm) in the plane of slice `k`, around `centre` projected onto it."""
     row, col, normal = grid.direction.T

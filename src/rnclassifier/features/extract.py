@@ -154,7 +154,7 @@ def _task(
 
     def text(column: str) -> str | None:
         value = row.get(column)
-        return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+        return None if value is None or pd.isna(value) else value
 
     label = text("mask_label")
     current = ScanInputs(

@@ -135,6 +135,13 @@ def _run(
     extractor = _extractor(config, with_shape)
     try:
         output = extractor.execute(image, mask, label=1)
+    except RuntimeError as exc:
+        if "does not match" not in str(exc):
+            raise
+        raise InputError(
+            f"{sequence}: image and lesion mask are on different grids; pyradiomics needs "
+            "`correctMask: true` in its settings to resample the mask"
+        ) from None
     except ValueError as exc:  # pyradiomics: ROI too small, empty after resampling, ...
         into.diagnostics.setdefault("skipped", []).append(f"{sequence}/{region}: {exc}")
         logger.warning("features of %s/%s skipped: %s", sequence, region, exc)

@@ -220,16 +220,17 @@ def rtstruct_mask(rtstruct: Path, reference: DicomSeries, roi_name: str | None) 
             "CLOSED_PLANAR_XOR",
         ):
             continue
-        data = np.asarray([float(v) for v in c.get("ContourData", [])], dtype=float)
-        if data.size % 3:
+        try:
+            data = np.asarray([float(v) for v in c.get("ContourData", [])], dtype=float)
+        except (TypeError, ValueError):
+            data = np.empty(1)
+        if data.size % 3 or not np.isfinite(data).all():
             raise InputError(f"{where}: a contour's point list is not a list of (x, y, z) points")
         if data.size >= 9:
             closed.append(data.reshape(-1, 3))
     if not closed:
-        raise InputError(
-            f"{where}: has no closed planar contours ({len(contours)} contours of other types), "
-            "so it encloses no volume"
-        )
+        others = f" (only {len(contours)} point or open contours)" if contours else ""
+        raise InputError(f"{where}: has no closed planar contours{others}, so encloses no volume")
     mask = _rasterise(closed, reference.image, where)
     if not mask.any():
         raise InputError(
@@ -274,9 +275,8 @@ def seg_mask(seg: Path, reference: DicomSeries, segment: str | int | None) -> si
             raise InputError(f"{seg}: not a valid DICOM SEG ({type(exc).__name__})") from exc
         if sources - set(reference.sop_instance_uids):
             raise InputError(f"{seg}: references images that are not in this series")
-        if sources:
-            values = _seg_by_source(document, seg, reference, number)
-        else:
+        values = _seg_by_source(document, seg, reference, number)
+        if values is None:
             values = _seg_by_position(document, seg, reference, number)
     mask = (values >= 0.5).astype(np.uint8)
     if not mask.any():
@@ -324,8 +324,8 @@ def _slice_headers(folder: Path) -> list[tuple[Path, Dataset]]:
     if len(counts) > 1:
         sizes = ", ".join(str(n) for n in sorted(counts.values(), reverse=True))
         raise InputError(
-            f"{folder}: {len(counts)} DICOM image series are mixed in this folder ({sizes} slices); "
-            "keep one series per folder"
+            f"{folder}: {len(counts)} DICOM image series are mixed in this folder "
+            f"({sizes} slices); keep one series per folder"
         )
     skipped = n_dicom - len(slices)
     if skipped:
@@ -544,53 +544,71 @@ def _rasterise(contours: list[np.ndarray], image: sitk.Image, where: str) -> np.
 
 def _seg_by_source(
     document: hd.seg.Segmentation, path: Path, reference: DicomSeries, number: int
-) -> np.ndarray:
-    """Segment values (z, y, x) with frames placed by the source slice each one references."""
-    rows, columns = int(document.Rows), int(document.Columns)
-    size = reference.image.GetSize()
-    if (columns, rows) != size[:2]:
-        raise InputError(
-            f"{path}: frames of {rows} x {columns} pixels, but the image's slices are "
-            f"{size[1]} x {size[0]}"
-        )
+) -> np.ndarray | None:
+    """Segment values (z, y, x) placed by the source slice each frame derives from.
+
+    None when the frames do not say which slice they derive from.
+    """
     try:
         values = document.get_pixels_by_source_instance(
             list(reference.sop_instance_uids),
             segment_numbers=[number],
             assert_missing_frames_are_empty=True,
         )
-    except (ValueError, KeyError, RuntimeError) as exc:
+    except RuntimeError:
+        return None
+    except (ValueError, KeyError) as exc:
         raise InputError(
             f"{path}: its frames cannot be matched to the image's slices ({type(exc).__name__})"
         ) from exc
+    size = reference.image.GetSize()
+    if values.shape[:3] != size[::-1]:
+        raise InputError(
+            f"{path}: frames of {values.shape[1]} x {values.shape[2]} pixels, but the image's "
+            f"slices are {size[1]} x {size[0]}"
+        )
     return np.asarray(values[..., 0], dtype=float)
 
 
 def _seg_by_position(
     document: hd.seg.Segmentation, path: Path, reference: DicomSeries, number: int
 ) -> np.ndarray:
-    """Segment values (z, y, x) placed by frame position; the SEG's grid must be the image's."""
+    """Segment values (z, y, x) placed by frame position, on a grid that must be the image's."""
     try:
-        volume = document.get_volume(segment_numbers=[number]).squeeze_channel()
-        image = volume.to_simpleitk()
+        volume = document.get_volume(segment_numbers=[number])
     except (ValueError, KeyError, RuntimeError) as exc:
         raise InputError(
             f"{path}: its frames do not form a volume that can be placed on the image "
             f"({type(exc).__name__})"
         ) from exc
-    target = reference.image
-    start = np.array(target.TransformPhysicalPointToContinuousIndex(image.GetOrigin()))
-    same_grid = (
-        np.allclose(image.GetSpacing(), target.GetSpacing(), rtol=1e-3)
-        and np.allclose(image.GetDirection(), target.GetDirection(), atol=1e-3)
-        and np.abs(start - np.round(start)).max() < COPLANAR_TOLERANCE
+    values = np.asarray(volume.array, dtype=float).reshape(volume.spatial_shape)
+    affine = np.asarray(volume.affine, dtype=float)
+    image = reference.image
+    direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)
+    to_index = np.linalg.inv(direction * np.array(image.GetSpacing(), dtype=float))
+    # Array index (slice, row, column) of the SEG -> continuous (i, j, k) index of the image.
+    steps = to_index @ affine[:3, :3]
+    start = to_index @ (affine[:3, 3] - np.array(image.GetOrigin(), dtype=float))
+    axes = [a for a in range(3) if values.shape[a] > 1]
+    unit = np.round(steps[:, axes])
+    aligned = (
+        np.abs(start - np.round(start)).max() < COPLANAR_TOLERANCE
+        and np.abs(steps[:, axes] - unit).max() < COPLANAR_TOLERANCE
+        and (np.abs(unit).sum(axis=0) == 1).all()
+        and (np.abs(unit).sum(axis=1) <= 1).all()
     )
-    if not same_grid:
+    if not aligned:
         raise InputError(f"{path}: its frames are not on the image's voxel grid")
-    placed = sitk.Resample(
-        sitk.Cast(image, sitk.sitkFloat32), target, sitk.Transform(), sitk.sitkNearestNeighbor, 0.0
-    )
-    return sitk.GetArrayFromImage(placed).astype(float)
+    index = np.indices(values.shape).reshape(3, -1).T.astype(float)
+    target = np.rint(index @ steps.T + start).astype(int)
+    inside = ((target >= 0) & (target < np.array(image.GetSize()))).all(axis=1)
+    flat = values.ravel()
+    if (flat[~inside] > 0).any():
+        raise InputError(f"{path}: the segment extends beyond the image")
+    placed = np.zeros(image.GetSize()[::-1], dtype=float)
+    i, j, k = target[inside].T
+    placed[k, j, i] = flat[inside]
+    return placed
 
 
 def _on_grid(mask: np.ndarray, reference: sitk.Image) -> sitk.Image:

@@ -54,9 +54,7 @@ def read_mask(
 
         modality = dicom_modality(path)
         if reference_path is None or not Path(reference_path).is_dir():
-            raise InputError(
-                f"{path}: a DICOM {modality} mask needs its image as a DICOM series folder"
-            )
+            raise InputError(f"{path}: a DICOM mask needs its image as a DICOM series folder")
         series = load_series(Path(reference_path))
         if modality == "RTSTRUCT":
             mask = rtstruct_mask(path, series, roi_name)
