@@ -44,7 +44,15 @@ def app(debug: bool, verbose: int) -> None:
     on another institution's cohort. `rnclassifier demo` runs everything on a synthetic cohort.
     """
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    # The level goes on the handler too: libraries that set their own loggers' levels (pyradiomics
+    # logs at INFO) must not reach the terminal below the chosen level.
+    handler.setLevel(level)
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
 
 
 def not_built(command: str, issue: int) -> None:
@@ -236,7 +244,7 @@ def demo(out: Path, force: bool, jobs: int | None) -> None:
     """Run the whole pipeline end to end on a SYNTHETIC cohort."""
     from rnclassifier.demo import run_demo
 
-    for line in run_demo(out, force=force, jobs=jobs):
+    for line in run_demo(out, force=force, jobs=jobs, progress=sys.stderr.isatty()):
         click.echo(line)
 
 

@@ -29,7 +29,6 @@ from rnclassifier.errors import InputError
 from rnclassifier.features.cache import FeatureCache, content_hash
 from rnclassifier.features.naming import feature_column
 from rnclassifier.features.radiomics import ScanInputs, extract_scan, read_scan_mask
-from rnclassifier.features.robustness import perturbed_masks
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +236,8 @@ def _extract_one(task: LesionTask, config: ExtractionConfig) -> dict[str, Any]:
             )
         perturbed = []
         if task.perturb:
+            from rnclassifier.features.robustness import perturbed_masks
+
             _, mask = read_scan_mask(task.current)
             seed = int(content_hash(task.current.mask)[:8], 16)
             for kind, variant in perturbed_masks(mask, task.perturb, seed):

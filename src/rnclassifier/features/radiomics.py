@@ -170,6 +170,9 @@ def _build_extractor(pyradiomics_params: dict[str, Any], with_shape: bool) -> An
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
     radiomics.setVerbosity(logging.ERROR)
+    # pyradiomics logs every step at INFO and a GLCM note at WARNING for every lesion; what
+    # matters (skipped regions) is recorded in the sidecar's diagnostics instead.
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
     params = copy.deepcopy(pyradiomics_params)
     if not with_shape:
         classes = params.get("featureClass") or dict.fromkeys(DEFAULT_FEATURE_CLASSES)
