@@ -160,6 +160,11 @@ def synth(
     help="Feature cache folder. [default: $XDG_CACHE_HOME/rnclassifier/features]",
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run on a Dask cluster (e.g. tcp://host:8786) instead of --jobs processes.",
+)
 def extract(
     cohort: Path,
     params: Path | None,
@@ -169,6 +174,7 @@ def extract(
     jobs: int,
     cache_dir: Path | None,
     no_cache: bool,
+    scheduler: str | None,
 ) -> None:
     """Extract radiomics and clinical features into a feature table."""
     from rnclassifier.features.api import run_extraction
@@ -182,6 +188,7 @@ def extract(
         csv=as_csv,
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
         progress=sys.stderr.isatty(),
+        scheduler=scheduler,
     )
     click.echo(summary)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -337,3 +338,32 @@ def test_cli_extract_csv(synthetic, tmp_path, capsys):
     assert "4 lesions x" in capsys.readouterr().out
     assert math.isfinite(frame["bed_ab10_gy"].iloc[0])
     shutil.rmtree(tmp_path / "cache")
+
+
+def test_bad_input_with_the_cache_on(synthetic, tmp_path, light):
+    def change(manifest, folder):
+        manifest.loc[1, "mask"] = manifest.loc[1, "mask_prior"]
+
+    cohort = load_cohort(broken_cohort(synthetic, tmp_path, change))
+    with pytest.raises(InputError, match="manifest row 3"):
+        extract_features(cohort, light, cache_dir=tmp_path / "cache")
+    # The good lesions were cached; the bad one was not.
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 3
+
+
+def test_dask_scheduler_gives_the_same_table(synthetic, light, table):
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        result = extract_features(
+            load_cohort(synthetic / "cohort.csv"), light, scheduler=cluster.scheduler_address
+        )
+    pd.testing.assert_frame_equal(result.table, table.table)
+
+
+def test_unreachable_scheduler(synthetic, light):
+    with pytest.raises(InputError, match=re.escape("cannot reach the Dask scheduler at tcp://")):
+        extract_features(
+            load_cohort(synthetic / "cohort.csv"), light, scheduler="tcp://127.0.0.1:9"
+        )

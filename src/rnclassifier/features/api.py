@@ -23,6 +23,7 @@ def run_extraction(
     csv: bool = False,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    scheduler: str | None = None,
 ) -> str:
     """Validate everything first, extract, write atomically; return a one-line summary."""
     out = Path(out)
@@ -37,6 +38,7 @@ def run_extraction(
         cache_dir=cache_dir,
         progress=progress,
         perturb=perturb or None,
+        scheduler=scheduler,
     )
     features.write(out, csv=csv or None)
     n_features = features.table.shape[1] - 3

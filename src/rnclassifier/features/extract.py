@@ -8,11 +8,12 @@ per-lesion diagnostics, by row position: no identifiers and no DICOM header valu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import platform
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,17 +105,22 @@ def extract_features(
     cache_dir: str | Path | None = None,
     progress: bool = False,
     perturb: int | None = None,
+    scheduler: str | None = None,
 ) -> FeatureTable:
     """Extract every lesion's features; raise one `InputError` listing every lesion problem.
 
     `perturb` (default: the config's `perturbations.n`) adds K mask perturbations per lesion.
+    `scheduler` (a Dask scheduler address) runs the lesions on a cluster instead of `jobs`
+    local processes; the cache is read and written here, on the machine that calls this.
     """
     sequences = _sequences(cohort, config)
     use_prior = config.settings.delta and not config.plain
     k = config.settings.perturbations.n if perturb is None else perturb
     tasks = [_task(cohort, i, sequences, use_prior, k) for i in range(cohort.n_lesions)]
     cache = FeatureCache(cache_dir) if cache_dir else None
-    outcomes = _run_all(tasks, config, jobs=jobs, cache=cache, progress=progress)
+    outcomes = _run_all(
+        tasks, config, jobs=jobs, cache=cache, progress=progress, scheduler=scheduler
+    )
 
     problems = [p for outcome in outcomes for p in outcome.get("problems", [])]
     if problems:
@@ -189,6 +195,7 @@ def _run_all(
     jobs: int,
     cache: FeatureCache | None,
     progress: bool,
+    scheduler: str | None = None,
 ) -> list[dict[str, Any]]:
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
@@ -206,17 +213,40 @@ def _run_all(
         unit="lesion",
         desc="extract",
     )
-    runner = Parallel(n_jobs=jobs, return_as="generator", prefer="processes")
-    computed = runner(delayed(_extract_one)(tasks[i], config) for i in todo)
-    for i, outcome in zip(todo, computed, strict=True):
-        if cache and "problems" not in outcome:
-            cache.put(keys[i], outcome)
-        results[i] = outcome
-        if keys[i]:
-            outcome["diagnostics"]["input_hash"] = keys[i]
-        bar.update(1)
+    with _backend(scheduler):
+        runner = Parallel(
+            n_jobs=-1 if scheduler else jobs, return_as="generator", prefer="processes"
+        )
+        computed = runner(delayed(_extract_one)(tasks[i], config) for i in todo)
+        for i, outcome in zip(todo, computed, strict=True):
+            if cache and keys[i] and "problems" not in outcome:
+                outcome["diagnostics"]["input_hash"] = keys[i]
+                cache.put(keys[i], outcome)
+            results[i] = outcome
+            bar.update(1)
     bar.close()
     return [r for r in results if r is not None]
+
+
+@contextlib.contextmanager
+def _backend(scheduler: str | None) -> Iterator[None]:
+    """Local processes by default; a Dask cluster's workers when a scheduler address is given."""
+    if scheduler is None:
+        yield
+        return
+    try:
+        from dask.distributed import Client
+        from joblib import parallel_config
+    except ImportError:
+        raise InputError(
+            "--scheduler needs Dask: install rnclassifier with the 'dask' extra"
+        ) from None
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    with client, parallel_config(backend="dask"):
+        yield
 
 
 def _extract_one(task: LesionTask, config: ExtractionConfig) -> dict[str, Any]:
