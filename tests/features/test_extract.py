@@ -367,3 +367,23 @@ def test_unreachable_scheduler(synthetic, light):
         extract_features(
             load_cohort(synthetic / "cohort.csv"), light, scheduler="tcp://127.0.0.1:9"
         )
+
+
+@pytest.mark.slow
+def test_full_default_profile_on_one_lesion(synthetic, tmp_path):
+    """The default profile (original + LoG + wavelet) runs end to end (~20 s a lesion)."""
+    from rnclassifier.config import DEFAULT_EXTRACTION_CONFIG
+
+    cohort = load_cohort(synthetic / "cohort.csv")
+    one = type(cohort)(
+        cohort.source,
+        cohort.lesions.iloc[:1].reset_index(drop=True),
+        cohort.sequences,
+        cohort.row_numbers[:1],
+    )
+    frame = extract_features(one, load_extraction_config(DEFAULT_EXTRACTION_CONFIG)).table
+    assert frame.shape[1] > 4000
+    assert "flair__shell__wavelet-HHH_glszm_ZoneEntropy" in frame
+    assert "t1c__lesion__log-sigma-3-0-mm-3D_firstorder_Mean" in frame
+    assert "bed_ab2_gy" in frame
+    assert frame.iloc[0, 3:].notna().all()

@@ -109,7 +109,7 @@ class RenderedScan:
 
 
 #: The earlier scan's lesion is never smaller than this (cm³): visible on every site's grid.
-MIN_PRIOR_VOLUME_CC = 0.15
+MIN_PRIOR_VOLUME_CC = 0.3
 
 
 def growth_rate_per_month(growth_steadiness: float) -> float:
@@ -325,7 +325,11 @@ def _acquire(
     threshold = rng.uniform(0.3, 0.7)
     near = ndimage.gaussian_filter(occupancy, 2.0) > 0.05
     wander = 0.12 * _smooth_noise(head.shape, 2.0, rng) * near
-    mask = _resample(_image(head, occupancy + wander), t1c_grid, sitk.sitkLinear) > threshold
+    sampled = _resample(_image(head, occupancy + wander), t1c_grid, sitk.sitkLinear)
+    # A small, blurred lesion on thick slices may never reach the edge level: the segmenter
+    # then outlines what is visible, at half its peak.
+    peak = float(sitk.GetArrayViewFromImage(sampled).max())
+    mask = sampled > min(threshold, 0.5 * peak)
     brain = _resample(_image(head, head.brain.astype(np.float32)), t1c_grid, sitk.sitkLinear) > 0.5
     mask = sitk.And(mask, brain)
     return RenderedScan(
