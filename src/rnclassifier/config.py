@@ -37,20 +37,10 @@ class _Strict(BaseModel):
 
 
 class PerturbationSettings(_Strict):
-    """Image and mask perturbations for feature robustness (Zwanenburg 2019, Sci Rep 9:614)."""
+    """Mask perturbations for feature robustness (Zwanenburg 2019, Sci Rep 9:614): erosion and
+    dilation by a voxel and contour noise, in turn (`features.robustness`)."""
 
-    n: int = Field(0, ge=0, le=200, description="perturbed copies per lesion; 0 = none")
-    rotation_deg: float = Field(10.0, ge=0, le=45, description="largest in-plane rotation, degrees")
-    translation_mm: float = Field(
-        0.5, ge=0, le=5, description="largest translation as a fraction of a voxel, in mm"
-    )
-    mask_dilation_mm: float = Field(
-        1.0, ge=0, le=5, description="largest grow/shrink of the mask contour, mm"
-    )
-    noise_fraction: float = Field(
-        0.0, ge=0, le=1, description="added noise as a fraction of the image's estimated noise"
-    )
-    seed: int = Field(0, ge=0, description="random seed for the perturbations")
+    n: int = Field(0, ge=0, le=200, description="perturbed masks per lesion; 0 = none")
 
 
 class ExtractionSettings(_Strict):
