@@ -111,7 +111,8 @@ def test_warm_run_reads_the_cache(synthetic, light, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(first.table, second.table)
 
 
-def test_interrupted_run_resumes(synthetic, light, tmp_path, monkeypatch):
+def test_interrupted_run_resumes(synthetic, tmp_path, monkeypatch):
+    light = load_extraction_config(config_with(tmp_path, delta=False))  # one scan per lesion
     cohort = load_cohort(synthetic / "cohort.csv")
     cache = tmp_path / "cache"
     calls = []
