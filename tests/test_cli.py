@@ -101,7 +101,6 @@ def test_internal_error_exits_1(monkeypatch, capsys):
     ("command", "args"),
     [
         ("train", ["--features", "f.parquet", "--config", "c.yaml", "--out", "o"]),
-        ("evaluate", ["--predictions", "p.csv", "--out", "o"]),
         ("validate", ["--model", "m", "--cohort", "c.csv", "--out", "o"]),
         ("score", ["--model", "m", "--t1c", "a", "--mask", "b", "--out", "r.json"]),
     ],

@@ -145,4 +145,6 @@ def paired_auc_bootstrap(
     interval = percentile_interval(difference(np.arange(len(y))), values)
     finite = values[np.isfinite(values)]
     tail = min((finite <= 0).mean(), (finite >= 0).mean()) if finite.size else np.nan
-    return PairedComparison(auc(y, a), auc(y, b), interval, float(min(1.0, 2 * tail)))
+    # No resample on the far side of zero: the p-value is below the resolution, 2 / resamples.
+    p = float(min(1.0, max(2 * tail, 2 / max(finite.size, 1))))
+    return PairedComparison(auc(y, a), auc(y, b), interval, p)

@@ -1,0 +1,1 @@
+"""Reports: self-contained HTML (no external URLs, scripts or fonts) with inline PNG plots."""

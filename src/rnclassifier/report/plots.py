@@ -1,0 +1,135 @@
+"""Figures of the evaluation report, as PNG bytes (inline in the HTML, readable offline)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; set here, where the figures are made, not at package import
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from rnclassifier.stats.bootstrap import bootstrap_samples
+
+MODEL, READERS, GREY = "#1f5fa8", "#c0392b", "#7f7f7f"
+
+
+def _png(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def roc_figure(
+    y: np.ndarray,
+    score: np.ndarray,
+    groups: np.ndarray,
+    metrics: dict[str, Any],
+    n_resamples: int = 500,
+    seed: int = 0,
+) -> bytes:
+    """ROC with a patient-cluster bootstrap band and the radiologists' operating point."""
+    grid = np.linspace(0, 1, 101)
+    curves = []
+    for rows in bootstrap_samples(groups, n_resamples, seed):
+        if 0 < y[rows].sum() < len(rows):
+            fpr, tpr, _ = roc_curve(y[rows], score[rows])
+            curves.append(np.interp(grid, fpr, tpr))
+    low, high = np.percentile(curves, [2.5, 97.5], axis=0)
+    fpr, tpr, _ = roc_curve(y, score)
+    figure, axis = plt.subplots(figsize=(4.6, 4.4))
+    axis.fill_between(grid, low, high, color=MODEL, alpha=0.18, lw=0, label="95% band (patients)")
+    estimate = metrics["discrimination"]["auc"]
+    axis.plot(
+        fpr,
+        tpr,
+        color=MODEL,
+        lw=2,
+        label=f"model, AUC {estimate['estimate']:.2f} "
+        f"({estimate['low']:.2f}-{estimate['high']:.2f})",
+    )
+    point = metrics["model_at_threshold"]
+    axis.plot(
+        1 - point["specificity"]["estimate"],
+        point["sensitivity"]["estimate"],
+        "o",
+        color=MODEL,
+        mfc="white",
+        ms=7,
+        label="model at threshold",
+    )
+    readers = metrics.get("radiologists", {}).get("on_read_lesions")
+    if readers:
+        axis.plot(
+            1 - readers["specificity"]["estimate"],
+            readers["sensitivity"]["estimate"],
+            "s",
+            color=READERS,
+            ms=8,
+            label="radiologists (lesions read)",
+        )
+    axis.plot([0, 1], [0, 1], ls=":", color=GREY, lw=1)
+    axis.set(
+        xlabel="1 - specificity (necrosis called tumour)",
+        ylabel="sensitivity for tumour",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
+    axis.legend(loc="lower right", fontsize=7.5, frameon=False)
+    return _png(figure)
+
+
+def calibration_figure(metrics: dict[str, Any]) -> bytes:
+    curve = metrics["calibration"]["curve"]
+    figure, axis = plt.subplots(figsize=(4.4, 4.2))
+    axis.plot([0, 1], [0, 1], ls=":", color=GREY, lw=1, label="ideal")
+    axis.plot(
+        curve["smooth_predicted"], curve["smooth_observed"], color=MODEL, lw=2, label="LOWESS"
+    )
+    sizes = 10 + 60 * np.asarray(curve["bin_count"]) / max(curve["bin_count"])
+    axis.scatter(
+        curve["bin_predicted"],
+        curve["bin_observed"],
+        s=sizes,
+        color=MODEL,
+        alpha=0.6,
+        label="deciles of prediction",
+    )
+    summary = metrics["calibration"]
+    axis.set(
+        xlabel="predicted probability of tumour",
+        ylabel="observed fraction tumour",
+        xlim=(0, 1),
+        ylim=(-0.02, 1.02),
+        title=f"intercept {summary['intercept']:.2f}, slope {summary['slope']:.2f}, "
+        f"Brier {summary['brier']:.3f}",
+    )
+    axis.title.set_fontsize(9)
+    axis.legend(loc="upper left", fontsize=7.5, frameon=False)
+    return _png(figure)
+
+
+def decision_figure(metrics: dict[str, Any]) -> bytes:
+    curve = metrics["decision_curve"]
+    t = np.asarray(curve["threshold"])
+    figure, axis = plt.subplots(figsize=(5.2, 3.8))
+    axis.plot(t, curve["model"], color=MODEL, lw=2, label="model")
+    if "radiologists" in curve:
+        axis.plot(
+            t, curve["radiologists"], color=READERS, lw=1.6, label="radiologists (unread treated)"
+        )
+    axis.plot(t, curve["treat_all"], color=GREY, lw=1.2, label="re-irradiate all")
+    axis.plot(t, curve["treat_none"], color="black", lw=1, ls="--", label="re-irradiate none")
+    top = max(max(curve["model"]), max(curve["treat_all"])) * 1.1 + 0.01
+    axis.set(
+        xlabel="threshold probability of tumour for re-irradiation",
+        ylabel="net benefit",
+        ylim=(-0.05, top),
+        xlim=(t.min(), t.max()),
+    )
+    axis.legend(fontsize=7.5, frameon=False)
+    return _png(figure)
