@@ -182,3 +182,18 @@ def test_cli_bad_input_exits_2_and_writes_nothing(predictions, tmp_path, capsys)
     )
     assert code == 2
     assert not out.exists()
+
+
+def test_compare_two_models(predictions, tmp_path):
+    table = pd.read_csv(predictions)
+    rng = np.random.default_rng(4)
+    table["coin"] = rng.random(len(table))
+    path = tmp_path / "p.csv"
+    table.to_csv(path, index=False)
+    metrics = evaluate_predictions(read_predictions(path, compare="coin"), n_resamples=400)
+    versus = metrics["discrimination"]["versus"]
+    y = (table["pathology"] == "tumor").to_numpy()
+    assert versus["bootstrap"]["auc_b"] == pytest.approx(auc(y, table["coin"].to_numpy()))
+    assert versus["bootstrap"]["difference"]["low"] > 0
+    assert versus["bootstrap"]["p_value"] <= 1 / 400 + 1e-12
+    assert versus["delong_lesion_level"]["p_value"] < 0.001

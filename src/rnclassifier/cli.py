@@ -246,6 +246,11 @@ def train(**_: object) -> None:
     help="Radiologists' 1-5 suspicion column, if present.",
 )
 @click.option(
+    "--compare",
+    metavar="COLUMN",
+    help="A second model's score column: paired AUC comparison on the same lesions.",
+)
+@click.option(
     "--threshold",
     "thresholds",
     type=click.FloatRange(0, 1),
@@ -271,6 +276,7 @@ def evaluate(
     group: str,
     radiologist: str,
     radiologist_score: str,
+    compare: str | None,
     thresholds: tuple[float, ...],
     resamples: int,
     title: str,
@@ -288,6 +294,7 @@ def evaluate(
         group=group,
         radiologist=radiologist,
         radiologist_score=radiologist_score,
+        compare=compare,
     )
     metrics = evaluate_predictions(data, thresholds or (0.5,), n_resamples=resamples)
     report = write_evaluation_report(out, metrics, data, title=title, synthetic=synthetic)

@@ -25,6 +25,7 @@ from rnclassifier.stats.discrimination import (
     auc,
     auc_interval,
     delong_interval,
+    delong_paired,
     paired_auc_bootstrap,
 )
 from rnclassifier.stats.threshold import calls_at, mcnemar_test, operating_point
@@ -38,7 +39,8 @@ BOOTSTRAP_NOTE = (
 
 @dataclass(frozen=True)
 class EvaluationInputs:
-    """Validated columns: y (1 = tumour), score, patient groups, radiologist reads and scores."""
+    """Validated columns: y (1 = tumour), score, patient groups, radiologist reads and scores,
+    and optionally a second model's score to compare with."""
 
     y: np.ndarray
     score: np.ndarray  # NaN = technical failure (no prediction)
@@ -46,6 +48,8 @@ class EvaluationInputs:
     reads: np.ndarray | None  # 1 tumour, 0 necrosis, NaN unread
     radiologist_score: np.ndarray | None
     is_probability: bool
+    other_score: np.ndarray | None = None
+    other_name: str | None = None
 
 
 def read_predictions(
@@ -56,6 +60,7 @@ def read_predictions(
     group: str = "patient_id",
     radiologist: str | None = "radiologist_read",
     radiologist_score: str | None = "radiologist_score",
+    compare: str | None = None,
 ) -> EvaluationInputs:
     """Read a predictions CSV; every problem is one line naming the file, row or column."""
     path = Path(path)
@@ -66,7 +71,8 @@ def read_predictions(
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"{path}: not a readable CSV file ({type(exc).__name__})") from None
     frame.columns = [c.strip() for c in frame.columns]
-    problems = [f"{path}: missing column {c!r}" for c in (score, label, group) if c not in frame]
+    needed = (score, label, group, *([compare] if compare else []))
+    problems = [f"{path}: missing column {c!r}" for c in needed if c not in frame]
     if problems:
         raise InputError(problems)
     if frame.empty:
@@ -103,6 +109,7 @@ def read_predictions(
         radiologist_scores = _numbers(
             frame[radiologist_score], radiologist_score, row, problems, allow_blank=True
         )
+    other = _numbers(frame[compare], compare, row, problems, allow_blank=True) if compare else None
     if problems:
         raise InputError(problems)
     if len(np.unique(y)) < 2:
@@ -115,6 +122,8 @@ def read_predictions(
         reads=reads,
         radiologist_score=radiologist_scores,
         is_probability=bool(finite.size and finite.min() >= 0 and finite.max() <= 1),
+        other_score=other,
+        other_name=compare,
     )
 
 
@@ -173,6 +182,18 @@ def evaluate_predictions(
         "auc": auc_interval(ys, ss, gs, **kw).as_dict(),
         "auc_delong_lesion_level": delong_interval(ys, ss).as_dict(),
     }
+    if data.other_score is not None:
+        both = scored & np.isfinite(data.other_score)
+        metrics["discrimination"]["versus"] = {
+            "column": data.other_name,
+            "n_lesions": int(both.sum()),
+            "bootstrap": paired_auc_bootstrap(
+                y[both], score[both], data.other_score[both], groups[both], **kw
+            ).as_dict(),
+            "delong_lesion_level": delong_paired(
+                y[both], score[both], data.other_score[both]
+            ).as_dict(),
+        }
     calls = calls_at(score, low, high)
     metrics["thresholds"] = list(thresholds)
     metrics["model_at_threshold"] = operating_point(y, calls, groups, **kw).as_dict()

@@ -19,7 +19,9 @@ def calibration_summary(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     slope = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit()
     return {
         "intercept": float(intercept.params[0]),
+        "intercept_ci_wald_lesion_level": [float(v) for v in intercept.conf_int()[0]],
         "slope": float(slope.params[1]),
+        "slope_ci_wald_lesion_level": [float(v) for v in slope.conf_int()[1]],
         "brier": float(np.mean((np.asarray(p, float) - y) ** 2)),
         "mean_predicted": float(np.mean(p)),
         "observed_rate": float(np.mean(y)),

@@ -145,6 +145,6 @@ def paired_auc_bootstrap(
     interval = percentile_interval(difference(np.arange(len(y))), values)
     finite = values[np.isfinite(values)]
     tail = min((finite <= 0).mean(), (finite >= 0).mean()) if finite.size else np.nan
-    # No resample on the far side of zero: the p-value is below the resolution, 2 / resamples.
-    p = float(min(1.0, max(2 * tail, 2 / max(finite.size, 1))))
+    # No resample on the far side of zero: the p-value is below the resolution, 1 / resamples.
+    p = float(min(1.0, max(2 * tail, 1 / max(finite.size, 1))))
     return PairedComparison(auc(y, a), auc(y, b), interval, p)
