@@ -29,6 +29,7 @@ from rnclassifier.errors import InputError
 
 logger = logging.getLogger(__name__)
 
+ID_COLUMNS: tuple[str, ...] = ("patient_id", "lesion_id")
 POSITIVE_CLASS = "tumor"
 NEGATIVE_CLASS = "necrosis"
 

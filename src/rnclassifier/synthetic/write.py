@@ -20,7 +20,7 @@ import pandas as pd
 
 from rnclassifier import __version__
 from rnclassifier.atomic import atomic_directory
-from rnclassifier.cohort import load_cohort
+from rnclassifier.cohort import COLUMNS, ID_COLUMNS, load_cohort
 from rnclassifier.errors import InputError
 from rnclassifier.synthetic.presets import PRESETS, Preset, Site
 from rnclassifier.synthetic.render import (
@@ -38,48 +38,10 @@ SYNTHETIC_NOTE = "SYNTHETIC data made by rnclassifier synth: not from any patien
 #: The arguments that made the folder, for provenance and for reusing an identical cohort.
 SETTINGS_FILE = "synthesis.json"
 
-MANIFEST_COLUMNS = [
-    "patient_id",
-    "lesion_id",
-    "t1c",
-    "flair",
-    "mask",
-    "brain_mask",
-    "t1c_prior",
-    "flair_prior",
-    "mask_prior",
-    "months_between_scans",
-    "pathology",
-    "pathology_detail",
-    "reference_standard",
-    "days_scan_to_surgery",
-    "radiologist_read",
-    "radiologist_score",
-    "age_years",
-    "sex",
-    "histology",
-    "location",
-    "prior_wbrt",
-    "srs_dose_gy",
-    "srs_fractions",
-    "months_since_srs",
-    "ptv_cc",
-    "steroids",
-    "immunotherapy",
-    "her2_tdm1",
-    "site",
-]
 #: Display precision of the manifest's numbers (the oracle used the unrounded values).
 ROUNDING = {"age_years": 1, "months_between_scans": 1, "months_since_srs": 1, "ptv_cc": 2}
-IMAGE_FILES = {
-    "t1c": "t1c",
-    "flair": "flair",
-    "mask": "mask",
-    "brain_mask": "brain_mask",
-    "t1c_prior": "t1c_prior",
-    "flair_prior": "flair_prior",
-    "mask_prior": "mask_prior",
-}
+#: The image columns the generator writes, each file named `<lesion_id>_<column>.nii.gz`.
+IMAGE_FILES = ("t1c", "flair", "mask", "brain_mask", "t1c_prior", "flair_prior", "mask_prior")
 
 
 @dataclass(frozen=True)
@@ -221,7 +183,9 @@ def _manifest(frame: pd.DataFrame) -> pd.DataFrame:
     for column, digits in ROUNDING.items():
         manifest[column] = manifest[column].astype(float).round(digits)
     manifest["srs_dose_gy"] = manifest["srs_dose_gy"].astype(float).map(lambda v: f"{v:g}")
-    return manifest[MANIFEST_COLUMNS]
+    # The manifest's own column order (cohort.COLUMNS), image paths after the IDs.
+    others = [c for c in COLUMNS if c in manifest and c not in ID_COLUMNS]
+    return manifest[[*ID_COLUMNS, *IMAGE_FILES, *others]]
 
 
 def _oracle(frame: pd.DataFrame, model: Preset) -> pd.DataFrame:
