@@ -58,7 +58,10 @@ def run_demo(
         progress=progress,
     )
     yield f"extract: {extracted}"
-    yield "not built yet: evaluate (#5), train (#6), score (#7), validate (#8)"
+    yield (
+        "not built yet: train (#6), score (#7), validate (#8); the demo will run evaluate "
+        "(#5) on the out-of-fold predictions that train writes"
+    )
 
 
 def _is_demo_cohort(folder: Path) -> bool:
