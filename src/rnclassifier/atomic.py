@@ -7,6 +7,7 @@ into place with `os.replace` only once complete.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -54,6 +55,21 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
     with atomic_file(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(target)
+
+
+def write_json(target: str | os.PathLike[str], document: object) -> Path:
+    """Write JSON atomically; numpy scalars and arrays become plain numbers and lists."""
+
+    def plain(value: object) -> object:
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+    return write_text(target, json.dumps(document, indent=1, default=plain) + "\n")
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:

@@ -201,16 +201,108 @@ def default_cache_dir() -> Path:
 
 
 @app.command()
-@click.option("--features", type=existing_file, required=True, help="Feature table.")
-@click.option("--config", type=existing_file, required=True, help="Experiment config (YAML).")
-@click.option("--out", type=output_path, required=True, help="Folder for metrics and report.")
-@click.option("--name", help="Model bundle name, written to models/<name>/.")
+@click.option("--features", type=existing_file, help="Feature table (.parquet or .csv).")
+@click.option("--config", type=existing_file, help="Experiment config (YAML); not built yet.")
+@click.option(
+    "--out",
+    type=output_path,
+    required=True,
+    help="Folder for metrics.json, predictions.csv and report.html.",
+)
 @click.option("--id", "id_column", default="lesion_id", show_default=True)
-@click.option("--group", default="patient_id", show_default=True)
-@click.option("--label", default="pathology", show_default=True)
-def train(**_: object) -> None:
-    """Nested, patient-grouped cross-validated training, tracked in MLflow."""
-    not_built("train", 6)
+@click.option(
+    "--group",
+    default="patient_id",
+    show_default=True,
+    help="Patient column: splits never separate a patient's lesions.",
+)
+@click.option(
+    "--label",
+    default="pathology",
+    show_default=True,
+    help="tumor / necrosis or 1 / 0 (1 = tumour).",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    type=click.Choice(["xgboost", "elastic_net", "random_forest"]),
+    help="Models to compare (default: all three).",
+)
+@click.option(
+    "--primary",
+    default="xgboost",
+    show_default=True,
+    help="The primary model, declared before the run.",
+)
+@click.option("--outer-folds", type=click.IntRange(min=2), default=5, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--inner-folds", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Optuna trials per outer fold.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Outer folds in parallel (results do not depend on it).",
+)
+@click.option(
+    "--permute-labels",
+    is_flag=True,
+    help="Leakage alarm: shuffle the labels; the AUC must come out near 0.5.",
+)
+@click.option("--synthetic", is_flag=True, help="Label the report as SYNTHETIC data.")
+def train(
+    features: Path | None,
+    config: Path | None,
+    out: Path,
+    id_column: str,
+    group: str,
+    label: str,
+    models: tuple[str, ...],
+    primary: str,
+    outer_folds: int,
+    repeats: int,
+    inner_folds: int,
+    trials: int,
+    seed: int,
+    jobs: int,
+    permute_labels: bool,
+    synthetic: bool,
+) -> None:
+    """Nested, patient-grouped cross-validated training of models on a feature table."""
+    from rnclassifier.modeling.nested import Budget
+    from rnclassifier.train import MODELS, read_feature_table, train_from_features
+
+    if config is not None:
+        not_built("train --config", 6)
+    if features is None:
+        raise InputError("give --features (a feature table)")
+    data = read_feature_table(features, label=label, group=group, id_column=id_column)
+    budget = Budget(outer_folds, repeats, inner_folds, trials, seed)
+    metrics = train_from_features(
+        data,
+        out,
+        models=models or MODELS,
+        primary=primary,
+        budget=budget,
+        jobs=jobs,
+        permute_labels=permute_labels,
+        synthetic=synthetic,
+    )
+    click.echo(f"{'model':<15} {'nested-CV AUC (95% CI, patient bootstrap)':<44}")
+    for name, entry in metrics["models"].items():
+        a = entry["auc"]
+        role = "primary" if entry["primary"] else "secondary"
+        click.echo(f"{name:<15} {a['estimate']:.3f} ({a['low']:.3f}-{a['high']:.3f}){'':<22}{role}")
+    click.echo(f"report: {out / 'report.html'}; metrics: {out / 'metrics.json'}")
 
 
 @app.command()

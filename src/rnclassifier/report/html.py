@@ -4,7 +4,6 @@ external URLs), written atomically beside `metrics.json`."""
 from __future__ import annotations
 
 import base64
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import jinja2
 import numpy as np
 
 from rnclassifier import __version__
-from rnclassifier.atomic import write_text
+from rnclassifier.atomic import write_json, write_text
 from rnclassifier.report import plots
 
 INTENDED_USE = (
@@ -56,18 +55,15 @@ def pvalue(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.2g}" if p < 0.1 else f"= {p:.2f}"
 
 
-def write_evaluation_report(
-    out_dir: str | Path,
+def render_evaluation_html(
     metrics: dict[str, Any],
     data: Any,
     *,
     title: str,
     synthetic: bool = False,
     extra_sections: list[dict[str, str]] | None = None,
-) -> Path:
-    """Write `out_dir/metrics.json` and `out_dir/report.html`; return the report's path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+) -> str:
+    """The report's HTML: the evaluation, plus sections that training adds."""
     scored = np.isfinite(data.score)
     figures = {
         "roc": plots.roc_figure(data.y[scored], data.score[scored], data.groups[scored], metrics)
@@ -76,7 +72,7 @@ def write_evaluation_report(
         figures["calibration"] = plots.calibration_figure(metrics)
         figures["decision"] = plots.decision_figure(metrics)
     images = {k: base64.b64encode(v).decode("ascii") for k, v in figures.items()}
-    html = (
+    return (
         _environment()
         .get_template("evaluation.html.j2")
         .render(
@@ -93,7 +89,21 @@ def write_evaluation_report(
             extra_sections=extra_sections or [],
         )
     )
-    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1, default=_json) + "\n")
+
+
+def write_evaluation_report(
+    out_dir: str | Path,
+    metrics: dict[str, Any],
+    data: Any,
+    *,
+    title: str,
+    synthetic: bool = False,
+) -> Path:
+    """Write `out_dir/metrics.json` and `out_dir/report.html`; return the report's path."""
+    html = render_evaluation_html(metrics, data, title=title, synthetic=synthetic)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "metrics.json", metrics)
     return write_text(out_dir / "report.html", html)
 
 
@@ -120,11 +130,3 @@ def _confusion(metrics: dict[str, Any]) -> dict[str, dict[str, int]]:
         on_read = metrics["radiologists"]["on_read_lesions"]
         out["radiologists"] = table(on_read, n_tumour, n - n_tumour)
     return out
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

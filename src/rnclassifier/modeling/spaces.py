@@ -1,0 +1,39 @@
+"""Hyperparameter search spaces (optuna) for each model; the selector's size is tuned too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+
+def suggest(name: str, trial: optuna.Trial, n_features: int) -> dict[str, Any]:
+    """Parameters of one trial: the model's own and the number of features kept."""
+    upper = max(2, min(60, n_features))
+    params: dict[str, Any] = {
+        "select_k": trial.suggest_int("select_k", min(2, upper), upper, log=True)
+    }
+    if name == "xgboost":
+        params |= {
+            "n_estimators": trial.suggest_int("n_estimators", 50, 400, log=True),
+            "max_depth": trial.suggest_int("max_depth", 1, 4),
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+            "min_child_weight": trial.suggest_float("min_child_weight", 1.0, 10.0, log=True),
+            "reg_lambda": trial.suggest_float("reg_lambda", 0.1, 10.0, log=True),
+        }
+    elif name == "elastic_net":
+        params |= {
+            "C": trial.suggest_float("C", 1e-3, 10.0, log=True),
+            "l1_ratio": trial.suggest_float("l1_ratio", 0.0, 1.0),
+        }
+    elif name == "random_forest":
+        params |= {
+            "n_estimators": trial.suggest_int("n_estimators", 100, 400, log=True),
+            "max_depth": trial.suggest_int("max_depth", 2, 8),
+            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 10),
+        }
+    else:
+        raise ValueError(f"unknown model {name!r}")
+    return params

@@ -1,0 +1,160 @@
+"""Training experiments from a feature table: nested patient-grouped CV of each model, out-of-fold
+predictions, metrics with patient-cluster intervals, and the evaluation report of the primary.
+
+This is the first slice of issue #6: no MLflow, model bundle, threshold rule or SHAP yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rnclassifier.atomic import atomic_file, write_json, write_text
+from rnclassifier.cohort import NEGATIVE_CLASS, POSITIVE_CLASS
+from rnclassifier.errors import InputError
+from rnclassifier.evaluate import EvaluationInputs, evaluate_predictions
+from rnclassifier.modeling.nested import Budget, nested_cv
+from rnclassifier.modeling.pipeline import MODELS
+
+__all__ = ["MODELS", "read_feature_table", "train_from_features"]
+from rnclassifier.report.html import render_evaluation_html
+from rnclassifier.stats.discrimination import auc_interval
+
+PRIMARY_MODEL = "xgboost"
+DEFAULT_BUDGET = Budget()
+
+
+@dataclass(frozen=True)
+class FeatureData:
+    X: pd.DataFrame
+    y: np.ndarray
+    groups: np.ndarray
+    ids: np.ndarray
+
+
+def read_feature_table(
+    path: str | Path,
+    *,
+    label: str = "pathology",
+    group: str = "patient_id",
+    id_column: str = "lesion_id",
+) -> FeatureData:
+    """A feature table from any tool: ID, group, label, numeric features; any other
+    non-numeric column is an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable feature table ({type(exc).__name__})") from None
+    missing = [c for c in (id_column, group, label) if c not in table]
+    if missing:
+        raise InputError(f"{path}: missing column {c!r}" for c in missing)
+    labels = table[label].astype(str).str.strip().str.lower()
+    y = labels.map({POSITIVE_CLASS: 1, NEGATIVE_CLASS: 0, "1": 1, "0": 0, "1.0": 1, "0.0": 0})
+    problems = [
+        f"{path}: row {i + 2}, column {label}: {v!r} is not tumor / necrosis / 1 / 0"
+        for i, v in enumerate(table[label])
+        if pd.isna(y.iloc[i])
+    ]
+    features = table.drop(columns=[id_column, group, label])
+    problems += [
+        f"{path}: column {c!r} is not numeric"
+        for c in features
+        if not pd.api.types.is_numeric_dtype(features[c])
+    ]
+    if problems:
+        raise InputError(problems)
+    if y.nunique() < 2:
+        raise InputError(f"{path}: column {label} needs both tumour and necrosis lesions")
+    if features.shape[1] == 0:
+        raise InputError(f"{path}: no feature columns")
+    return FeatureData(
+        features.astype(float),
+        y.to_numpy(int),
+        table[group].astype(str).to_numpy(),
+        table[id_column].astype(str).to_numpy(),
+    )
+
+
+def train_from_features(
+    data: FeatureData,
+    out: str | Path,
+    *,
+    models: tuple[str, ...] = MODELS,
+    primary: str = PRIMARY_MODEL,
+    budget: Budget = DEFAULT_BUDGET,
+    jobs: int = 1,
+    permute_labels: bool = False,
+    synthetic: bool = False,
+) -> dict[str, Any]:
+    """Nested CV of each model; writes `metrics.json`, `predictions.csv` and `report.html`."""
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or primary not in models:
+        raise InputError(
+            f"models must be among {', '.join(MODELS)} and include the primary ({primary})"
+        )
+    y = data.y
+    if permute_labels:  # leakage alarm: AUC must come out near 0.5
+        y = np.random.default_rng(budget.seed).permutation(y)
+    predictions = pd.DataFrame(
+        {
+            "lesion_id": data.ids,
+            "patient_id": data.groups,
+            "pathology": np.where(y == 1, POSITIVE_CLASS, NEGATIVE_CLASS),
+        }
+    )
+    summary = {}
+    for model in models:
+        result = nested_cv(data.X, y, data.groups, model, budget, jobs=jobs)
+        probability = result.mean_probability(len(y))
+        predictions[f"probability_{model}"] = probability
+        summary[model] = {
+            "primary": model == primary,
+            "auc": auc_interval(y, probability, data.groups, seed=budget.seed).as_dict(),
+            "outer_folds": result.folds,
+        }
+    evaluation_inputs = EvaluationInputs(
+        y=y,
+        score=predictions[f"probability_{primary}"].to_numpy(),
+        groups=data.groups,
+        reads=None,
+        radiologist_score=None,
+        is_probability=True,
+    )
+    evaluation = evaluate_predictions(evaluation_inputs, seed=budget.seed)
+    metrics = {
+        "primary": {"model": primary, "feature_set": "all columns of the feature table"},
+        "permuted_labels": permute_labels,
+        "budget": budget.__dict__,
+        "models": summary,
+        "primary_evaluation": evaluation,
+    }
+    rows = "".join(
+        f"<tr><td>{m}{' (primary)' if s['primary'] else ' (secondary)'}</td><td class='num'>"
+        f"{s['auc']['estimate']:.3f} ({s['auc']['low']:.3f}-{s['auc']['high']:.3f})</td></tr>"
+        for m, s in summary.items()
+    )
+    comparison = {
+        "title": "Model comparison (nested CV, out-of-fold)",
+        "html": "<table><tr><th>Model</th><th>AUC (95% CI, patients)</th></tr>" + rows + "</table>",
+    }
+    html = render_evaluation_html(
+        evaluation,
+        evaluation_inputs,
+        title=f"Training experiment: {primary} (nested CV, out-of-fold)",
+        synthetic=synthetic,
+        extra_sections=[comparison],
+    )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out / "predictions.csv") as tmp:
+        predictions.to_csv(tmp, index=False)
+    write_json(out / "metrics.json", metrics)
+    write_text(out / "report.html", html)
+    return metrics

@@ -1,0 +1,112 @@
+"""Nested patient-grouped CV: no patient across a split, signal found, permuted labels near 0.5,
+results independent of parallelism, and the CLI's outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnclassifier.cli import main
+from rnclassifier.errors import InputError
+from rnclassifier.modeling.nested import Budget, nested_cv, outer_splits
+from rnclassifier.stats.discrimination import auc
+from rnclassifier.synthetic.presets import SEED
+from rnclassifier.synthetic.sampler import sample_lesions
+from rnclassifier.train import read_feature_table, train_from_features
+
+SMALL = Budget(outer_folds=3, repeats=1, inner_folds=2, trials=3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    """Noisy copies of the synthetic latents plus pure-noise columns, with multi-lesion patients."""
+    frame = sample_lesions(SEED, n_lesions=240, seed=4)
+    rng = np.random.default_rng(0)
+    features = pd.DataFrame({"lesion_id": frame["lesion_id"], "patient_id": frame["patient_id"],
+                             "pathology": frame["pathology"]})
+    for column in [c for c in frame if c.startswith("latent_")]:
+        features[column.replace("latent_", "sign_")] = frame[column] + rng.normal(0, 0.5, 240)
+    for j in range(15):
+        features[f"noise_{j}"] = rng.normal(size=240)
+    path = tmp_path_factory.mktemp("train") / "features.csv"
+    features.to_csv(path, index=False)
+    return path
+
+
+def test_no_patient_on_both_sides_of_an_outer_split(table):
+    data = read_feature_table(table)
+    splits = outer_splits(data.y, data.groups, Budget(outer_folds=5, repeats=2))
+    assert len(splits) == 10
+    for _, _, train, test in splits:
+        assert not set(data.groups[train]) & set(data.groups[test])
+    for repeat in (0, 1):
+        tested = np.concatenate([test for r, _, _, test in splits if r == repeat])
+        assert sorted(tested) == list(range(len(data.y)))  # every lesion predicted once
+
+
+def test_signal_is_found_and_permuted_labels_give_chance(table):
+    data = read_feature_table(table)
+    result = nested_cv(data.X, data.y, data.groups, "elastic_net", SMALL)
+    assert auc(data.y, result.mean_probability(len(data.y))) > 0.75
+    permuted = np.random.default_rng(1).permutation(data.y)
+    null = nested_cv(data.X, permuted, data.groups, "elastic_net", SMALL)
+    assert abs(auc(permuted, null.mean_probability(len(data.y))) - 0.5) < 0.1
+
+
+def test_pure_noise_features_give_chance(table):
+    data = read_feature_table(table)
+    noise = data.X[[c for c in data.X if c.startswith("noise_")]]
+    result = nested_cv(noise, data.y, data.groups, "xgboost", SMALL)
+    assert abs(auc(data.y, result.mean_probability(len(data.y))) - 0.5) < 0.1
+
+
+def test_results_do_not_depend_on_jobs(table):
+    data = read_feature_table(table)
+    one = nested_cv(data.X, data.y, data.groups, "xgboost", SMALL, jobs=1)
+    two = nested_cv(data.X, data.y, data.groups, "xgboost", SMALL, jobs=2)
+    pd.testing.assert_frame_equal(one.predictions, two.predictions)
+
+
+def test_train_writes_metrics_predictions_and_report(table, tmp_path):
+    out = tmp_path / "experiment"
+    code = main(["train", "--features", str(table), "--out", str(out), "--model", "xgboost",
+                 "--model", "elastic_net", "--outer-folds", "3", "--repeats", "1",
+                 "--inner-folds", "2", "--trials", "3", "--synthetic"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["primary"]["model"] == "xgboost"
+    assert metrics["models"]["xgboost"]["primary"] is True
+    assert metrics["models"]["elastic_net"]["primary"] is False
+    assert metrics["models"]["elastic_net"]["auc"]["low"] > 0.7
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert len(predictions) == 240
+    assert predictions["probability_xgboost"].between(0, 1).all()
+    html = (out / "report.html").read_text()
+    assert "Model comparison" in html
+    assert "http" not in html
+
+
+def test_feature_table_errors(table, tmp_path):
+    frame = pd.read_csv(table)
+    frame["site"] = "a"
+    frame.loc[3, "pathology"] = "unclear"
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError) as caught:
+        read_feature_table(path)
+    assert caught.value.problems == [
+        f"{path}: row 5, column pathology: 'unclear' is not tumor / necrosis / 1 / 0",
+        f"{path}: column 'site' is not numeric",
+    ]
+    with pytest.raises(InputError, match="missing column 'subject'"):
+        read_feature_table(table, group="subject")
+
+
+def test_primary_must_be_among_the_models(table, tmp_path):
+    with pytest.raises(InputError, match="include the primary"):
+        train_from_features(read_feature_table(table), tmp_path, models=("elastic_net",),
+                            budget=SMALL)
