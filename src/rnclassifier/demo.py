@@ -10,17 +10,25 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
+
 from rnclassifier.cohort import load_cohort
 from rnclassifier.config import LIGHT_EXTRACTION_CONFIG, load_extraction_config
 from rnclassifier.errors import InputError
+from rnclassifier.evaluate import evaluate_predictions, read_predictions
 from rnclassifier.features.api import run_extraction
+from rnclassifier.modeling.nested import Budget
+from rnclassifier.report.html import write_evaluation_report
 from rnclassifier.synthetic import write_synthetic_cohort
 from rnclassifier.synthetic.write import SETTINGS_FILE, synthesis_settings
+from rnclassifier.train import PRIMARY_MODEL, read_feature_table, train_from_features
 
 logger = logging.getLogger(__name__)
 
 #: The seed study's size.
 DEMO_LESIONS = 82
+#: A lighter search than the default so that the demo stays a few minutes on 2 cores.
+DEMO_BUDGET = Budget(outer_folds=5, repeats=1, inner_folds=3, trials=10, seed=0)
 
 
 def run_demo(
@@ -58,10 +66,44 @@ def run_demo(
         progress=progress,
     )
     yield f"extract: {extracted}"
-    yield (
-        "not built yet: train (#6), score (#7), validate (#8); the demo will run evaluate "
-        "(#5) on the out-of-fold predictions that train writes"
+
+    data = read_feature_table(out / "features.parquet")
+    experiment = out / "experiment"
+    metrics = train_from_features(
+        data, experiment, budget=DEMO_BUDGET, jobs=jobs or 2, synthetic=True
     )
+    for name, entry in metrics["models"].items():
+        a = entry["auc"]
+        role = "primary" if entry["primary"] else "secondary"
+        yield (
+            f"train: {name} ({role}) nested-CV AUC {a['estimate']:.2f} "
+            f"(95% CI {a['low']:.2f}-{a['high']:.2f}, patient bootstrap)"
+        )
+
+    # The primary model's out-of-fold predictions against pathology and the radiologists.
+    predictions = pd.read_csv(experiment / "predictions.csv")
+    reads = cohort.lesions[["lesion_id", "radiologist_read", "radiologist_score"]]
+    merged = predictions.merge(reads, on="lesion_id", how="left", validate="one_to_one")
+    merged["probability"] = merged[f"probability_{PRIMARY_MODEL}"]
+    merged.to_csv(experiment / "predictions_with_reads.csv", index=False)
+    with_reads = read_predictions(experiment / "predictions_with_reads.csv")
+    evaluation = evaluate_predictions(with_reads)
+    report = write_evaluation_report(
+        out / "evaluation",
+        evaluation,
+        with_reads,
+        title="SYNTHETIC demo: the primary model's out-of-fold predictions vs the radiologists",
+        synthetic=True,
+    )
+    readers = evaluation["radiologists"]["model_specificity_at_radiologists_sensitivity"]
+    yield (
+        f"evaluate: {report}; at the radiologists' sensitivity "
+        f"({readers['radiologists_sensitivity']:.2f}) the model's specificity is "
+        f"{readers['estimate']:.2f} (95% CI {readers['low']:.2f}-{readers['high']:.2f}), "
+        f"the radiologists' "
+        f"{evaluation['radiologists']['on_read_lesions']['specificity']['estimate']:.2f}"
+    )
+    yield "not built yet: score (#7), validate (#8), MLflow and the model bundle (#6)"
 
 
 def _is_demo_cohort(folder: Path) -> bool:
