@@ -26,8 +26,13 @@ def table(tmp_path_factory) -> Path:
     """Noisy copies of the synthetic latents plus pure-noise columns, with multi-lesion patients."""
     frame = sample_lesions(SEED, n_lesions=240, seed=4)
     rng = np.random.default_rng(0)
-    features = pd.DataFrame({"lesion_id": frame["lesion_id"], "patient_id": frame["patient_id"],
-                             "pathology": frame["pathology"]})
+    features = pd.DataFrame(
+        {
+            "lesion_id": frame["lesion_id"],
+            "patient_id": frame["patient_id"],
+            "pathology": frame["pathology"],
+        }
+    )
     for column in [c for c in frame if c.startswith("latent_")]:
         features[column.replace("latent_", "sign_")] = frame[column] + rng.normal(0, 0.5, 240)
     for j in range(15):
@@ -73,15 +78,39 @@ def test_results_do_not_depend_on_jobs(table):
 
 def test_train_writes_metrics_predictions_and_report(table, tmp_path):
     out = tmp_path / "experiment"
-    code = main(["train", "--features", str(table), "--out", str(out), "--model", "xgboost",
-                 "--model", "elastic_net", "--outer-folds", "3", "--repeats", "1",
-                 "--inner-folds", "2", "--trials", "3", "--synthetic"])
+    code = main(
+        [
+            "train",
+            "--features",
+            str(table),
+            "--out",
+            str(out),
+            "--model",
+            "xgboost",
+            "--model",
+            "elastic_net",
+            "--outer-folds",
+            "3",
+            "--repeats",
+            "1",
+            "--inner-folds",
+            "2",
+            "--trials",
+            "3",
+            "--synthetic",
+        ]
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["primary"]["model"] == "xgboost"
     assert metrics["models"]["xgboost"]["primary"] is True
     assert metrics["models"]["elastic_net"]["primary"] is False
     assert metrics["models"]["elastic_net"]["auc"]["low"] > 0.7
+    rule = metrics["models"]["elastic_net"]["at_threshold_rule"]
+    assert rule["sensitivity"]["estimate"] > 0.85  # target 0.95, on unseen outer folds
+    assert rule["sensitivity"]["ci"][0] < rule["sensitivity"]["estimate"]
+    folds = metrics["models"]["xgboost"]["outer_folds"]
+    assert all(0 <= fold["threshold"] <= 1 for fold in folds)
     predictions = pd.read_csv(out / "predictions.csv")
     assert len(predictions) == 240
     assert predictions["probability_xgboost"].between(0, 1).all()
@@ -108,5 +137,6 @@ def test_feature_table_errors(table, tmp_path):
 
 def test_primary_must_be_among_the_models(table, tmp_path):
     with pytest.raises(InputError, match="include the primary"):
-        train_from_features(read_feature_table(table), tmp_path, models=("elastic_net",),
-                            budget=SMALL)
+        train_from_features(
+            read_feature_table(table), tmp_path, models=("elastic_net",), budget=SMALL
+        )

@@ -254,6 +254,26 @@ def default_cache_dir() -> Path:
     help="Outer folds in parallel (results do not depend on it).",
 )
 @click.option(
+    "--calibration",
+    type=click.Choice(["platt", "isotonic"]),
+    default="platt",
+    show_default=True,
+    help="Fitted on inner out-of-fold probabilities.",
+)
+@click.option(
+    "--threshold-rule",
+    type=click.Choice(["sensitivity", "youden"]),
+    default="sensitivity",
+    show_default=True,
+)
+@click.option(
+    "--sensitivity-target",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="Tumour sensitivity the threshold aims at.",
+)
+@click.option(
     "--permute-labels",
     is_flag=True,
     help="Leakage alarm: shuffle the labels; the AUC must come out near 0.5.",
@@ -274,11 +294,15 @@ def train(
     trials: int,
     seed: int,
     jobs: int,
+    calibration: str,
+    threshold_rule: str,
+    sensitivity_target: float,
     permute_labels: bool,
     synthetic: bool,
 ) -> None:
     """Nested, patient-grouped cross-validated training of models on a feature table."""
     from rnclassifier.modeling.nested import Budget
+    from rnclassifier.modeling.threshold import ThresholdRule
     from rnclassifier.train import MODELS, read_feature_table, train_from_features
 
     if config is not None:
@@ -286,7 +310,15 @@ def train(
     if features is None:
         raise InputError("give --features (a feature table)")
     data = read_feature_table(features, label=label, group=group, id_column=id_column)
-    budget = Budget(outer_folds, repeats, inner_folds, trials, seed)
+    budget = Budget(
+        outer_folds,
+        repeats,
+        inner_folds,
+        trials,
+        seed,
+        calibration=calibration,
+        threshold_rule=ThresholdRule(threshold_rule, sensitivity_target),
+    )
     metrics = train_from_features(
         data,
         out,

@@ -6,6 +6,7 @@ This is the first slice of issue #6: no MLflow, model bundle, threshold rule or 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from rnclassifier.modeling.nested import Budget, nested_cv
 from rnclassifier.modeling.pipeline import MODELS
 
 __all__ = ["MODELS", "read_feature_table", "train_from_features"]
-from rnclassifier.report.html import render_evaluation_html
+from rnclassifier.report.html import ci, render_evaluation_html
 from rnclassifier.stats.discrimination import auc_interval
+from rnclassifier.stats.threshold import operating_point
 
 PRIMARY_MODEL = "xgboost"
 DEFAULT_BUDGET = Budget()
@@ -114,9 +116,16 @@ def train_from_features(
         result = nested_cv(data.X, y, data.groups, model, budget, jobs=jobs)
         probability = result.mean_probability(len(y))
         predictions[f"probability_{model}"] = probability
+        calls = result.pooled_calls()
+        rows = calls["row"].to_numpy()
         summary[model] = {
             "primary": model == primary,
             "auc": auc_interval(y, probability, data.groups, seed=budget.seed).as_dict(),
+            # Each outer fold's own calibrated threshold, from its inner out-of-fold
+            # predictions; every repeat's calls pooled, resampled by patient.
+            "at_threshold_rule": operating_point(
+                y[rows], calls["call"].to_numpy(float), data.groups[rows], seed=budget.seed
+            ).as_dict(),
             "outer_folds": result.folds,
         }
     evaluation_inputs = EvaluationInputs(
@@ -131,18 +140,29 @@ def train_from_features(
     metrics = {
         "primary": {"model": primary, "feature_set": "all columns of the feature table"},
         "permuted_labels": permute_labels,
-        "budget": budget.__dict__,
+        "budget": dataclasses.asdict(budget),
         "models": summary,
         "primary_evaluation": evaluation,
     }
-    rows = "".join(
-        f"<tr><td>{m}{' (primary)' if s['primary'] else ' (secondary)'}</td><td class='num'>"
-        f"{s['auc']['estimate']:.3f} ({s['auc']['low']:.3f}-{s['auc']['high']:.3f})</td></tr>"
+    rule = budget.threshold_rule
+    rule_text = (
+        f"tumour sensitivity target {rule.target:g}" if rule.kind == "sensitivity" else "Youden's J"
+    )
+    table_rows = "".join(
+        f"<tr><td>{m}{' (primary)' if s['primary'] else ' (secondary)'}</td>"
+        f"<td class='num'>{ci(s['auc'], 3)}</td>"
+        f"<td class='num'>{ci(s['at_threshold_rule']['sensitivity'])}</td>"
+        f"<td class='num'>{ci(s['at_threshold_rule']['specificity'])}</td></tr>"
         for m, s in summary.items()
     )
     comparison = {
         "title": "Model comparison (nested CV, out-of-fold)",
-        "html": "<table><tr><th>Model</th><th>AUC (95% CI, patients)</th></tr>" + rows + "</table>",
+        "html": "<table><tr><th>Model</th><th>AUC (95% CI, patients)</th>"
+        f"<th>Sensitivity at the rule ({rule_text})</th><th>Specificity at the rule</th></tr>"
+        + table_rows
+        + "</table><p class='note'>Probabilities are Platt-calibrated and thresholds"
+        " chosen on each outer training fold's grouped inner out-of-fold predictions; the "
+        "sensitivity actually achieved on the outer folds is shown with its interval.</p>",
     }
     html = render_evaluation_html(
         evaluation,

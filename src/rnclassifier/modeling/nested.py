@@ -20,6 +20,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from rnclassifier.modeling.pipeline import make_pipeline
 from rnclassifier.modeling.spaces import suggest
+from rnclassifier.modeling.threshold import Calibrator, ThresholdRule, choose_threshold
 from rnclassifier.stats.discrimination import auc
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ class Budget:
     inner_folds: int = 3
     trials: int = 30
     seed: int = 0
+    calibration: str = "platt"
+    threshold_rule: ThresholdRule = field(default_factory=ThresholdRule)
 
 
 @dataclass
@@ -43,6 +46,10 @@ class NestedResult:
     model: str
     predictions: pd.DataFrame  # row, repeat, fold, probability
     folds: list[dict[str, Any]] = field(default_factory=list)
+
+    def pooled_calls(self) -> pd.DataFrame:
+        """Every (lesion, repeat) call at its own fold's threshold."""
+        return self.predictions[["row", "repeat", "call"]]
 
     def mean_probability(self, n_rows: int) -> np.ndarray:
         """Each lesion's out-of-fold probability averaged over repeats."""
@@ -99,16 +106,50 @@ def _outer_fold(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     seed = budget.seed + 100 * repeat + fold
     best = tune(X.iloc[train], y[train], groups[train], model, budget, seed)
+    # Calibration and threshold from grouped inner out-of-fold predictions of the training part.
+    inner = inner_oof(X.iloc[train], y[train], groups[train], model, best, budget, seed)
+    calibrator = Calibrator(budget.calibration).fit(inner, y[train])
+    threshold = choose_threshold(calibrator.transform(inner), y[train], budget.threshold_rule)
     pipeline = make_pipeline(model, best, seed).fit(X.iloc[train], y[train])
-    probability = pipeline.predict_proba(X.iloc[test])[:, 1]
-    frame = pd.DataFrame({"row": test, "repeat": repeat, "fold": fold, "probability": probability})
+    raw = pipeline.predict_proba(X.iloc[test])[:, 1]
+    calibrated = calibrator.transform(raw)
+    frame = pd.DataFrame(
+        {
+            "row": test,
+            "repeat": repeat,
+            "fold": fold,
+            "raw_probability": raw,
+            "probability": calibrated,
+            "threshold": threshold,
+            "call": (calibrated >= threshold).astype(int),
+        }
+    )
     return frame, {
         "repeat": repeat,
         "fold": fold,
         "params": best,
+        "threshold": threshold,
         "n_train": len(train),
         "n_test": len(test),
     }
+
+
+def inner_oof(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    model: str,
+    params: dict[str, Any],
+    budget: Budget,
+    seed: int,
+) -> np.ndarray:
+    """Grouped inner-CV out-of-fold probabilities of the chosen parameters (training part)."""
+    out = np.full(len(y), np.nan)
+    splitter = StratifiedGroupKFold(budget.inner_folds, shuffle=True, random_state=seed + 7)
+    for train, test in splitter.split(np.zeros(len(y)), y, groups):
+        pipeline = make_pipeline(model, params, seed).fit(X.iloc[train], y[train])
+        out[test] = pipeline.predict_proba(X.iloc[test])[:, 1]
+    return out
 
 
 def tune(

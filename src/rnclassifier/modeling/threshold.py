@@ -1,0 +1,68 @@
+"""Calibration and the decision threshold, both fitted on grouped inner-CV out-of-fold
+probabilities of the training part only, never on in-sample predictions.
+
+Platt scaling by default (a logistic fit on the logit of the raw probability); isotonic only on
+request. Threshold rules: a tumour-sensitivity target s (radiologist-level, e.g. 0.95) puts the
+threshold at the k-th smallest calibrated tumour probability, k = floor((1 - s)(n_tumour + 1)),
+so that about a fraction s of future tumours lies at or above it; or Youden's J.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logit
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+EPSILON = 1e-6
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    kind: str = "sensitivity"  # "sensitivity" or "youden"
+    target: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("sensitivity", "youden"):
+            raise ValueError(f"unknown threshold rule {self.kind!r}")
+        if self.kind == "sensitivity" and not 0 < self.target < 1:
+            raise ValueError("the sensitivity target must be between 0 and 1")
+
+
+class Calibrator:
+    """Platt (default) or isotonic, fitted on out-of-fold probabilities."""
+
+    def __init__(self, method: str = "platt") -> None:
+        if method not in ("platt", "isotonic"):
+            raise ValueError(f"unknown calibration method {method!r}")
+        self.method = method
+
+    def fit(self, probability: np.ndarray, y: np.ndarray) -> Calibrator:
+        p = np.clip(np.asarray(probability, float), EPSILON, 1 - EPSILON)
+        if self.method == "platt":
+            self.model_ = LogisticRegression(C=1e6).fit(logit(p)[:, None], y)
+        else:
+            self.model_ = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(p, y)
+        return self
+
+    def transform(self, probability: np.ndarray) -> np.ndarray:
+        p = np.clip(np.asarray(probability, float), EPSILON, 1 - EPSILON)
+        if self.method == "platt":
+            return self.model_.predict_proba(logit(p)[:, None])[:, 1]
+        return self.model_.predict(p)
+
+
+def choose_threshold(probability: np.ndarray, y: np.ndarray, rule: ThresholdRule) -> float:
+    """The threshold (call tumour when probability >= threshold) chosen by `rule`."""
+    p, y = np.asarray(probability, float), np.asarray(y, bool)
+    if rule.kind == "sensitivity":
+        tumour = np.sort(p[y])
+        k = math.floor((1 - rule.target) * (len(tumour) + 1))
+        return 0.0 if k == 0 else float(tumour[k - 1])
+    candidates = np.unique(p)
+    sensitivity = np.array([(p[y] >= t).mean() for t in candidates])
+    specificity = np.array([(p[~y] < t).mean() for t in candidates])
+    return float(candidates[np.argmax(sensitivity + specificity - 1)])
