@@ -55,3 +55,11 @@ def test_bad_rules():
         ThresholdRule("sensitivity", 1.0)
     with pytest.raises(ValueError, match="unknown calibration"):
         Calibrator("beta")
+
+
+def test_platt_never_inverts_a_model():
+    rng = np.random.default_rng(5)
+    y = rng.random(500) < 0.6
+    backwards = np.clip(0.7 - 0.3 * y + rng.normal(0, 0.1, 500), 0.01, 0.99)
+    calibrated = Calibrator("platt").fit(backwards, y).transform(np.array([0.2, 0.5, 0.8]))
+    assert np.allclose(calibrated, y.mean())

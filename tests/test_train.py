@@ -102,18 +102,19 @@ def test_train_writes_metrics_predictions_and_report(table, tmp_path):
     )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["primary"]["model"] == "xgboost"
-    assert metrics["models"]["xgboost"]["primary"] is True
-    assert metrics["models"]["elastic_net"]["primary"] is False
-    assert metrics["models"]["elastic_net"]["auc"]["low"] > 0.7
-    rule = metrics["models"]["elastic_net"]["at_threshold_rule"]
+    # A table from another tool (no rnclassifier naming): one feature set, "all".
+    assert metrics["primary"] == {"model": "xgboost", "feature_set": "all", "key": "xgboost/all"}
+    assert metrics["models"]["xgboost/all"]["primary"] is True
+    assert metrics["models"]["elastic_net/all"]["primary"] is False
+    assert metrics["models"]["elastic_net/all"]["auc"]["low"] > 0.7
+    rule = metrics["models"]["elastic_net/all"]["at_threshold_rule"]
     assert rule["sensitivity"]["estimate"] > 0.85  # target 0.95, on unseen outer folds
     assert rule["sensitivity"]["ci"][0] < rule["sensitivity"]["estimate"]
-    folds = metrics["models"]["xgboost"]["outer_folds"]
+    folds = metrics["models"]["xgboost/all"]["outer_folds"]
     assert all(0 <= fold["threshold"] <= 1 for fold in folds)
     predictions = pd.read_csv(out / "predictions.csv")
     assert len(predictions) == 240
-    assert predictions["probability_xgboost"].between(0, 1).all()
+    assert predictions["probability_xgboost/all"].between(0, 1).all()
     html = (out / "report.html").read_text()
     assert "Model comparison" in html
     assert "http" not in html
@@ -139,4 +140,42 @@ def test_primary_must_be_among_the_models(table, tmp_path):
     with pytest.raises(InputError, match="include the primary"):
         train_from_features(
             read_feature_table(table), tmp_path, models=("elastic_net",), budget=SMALL
+        )
+
+
+def test_feature_sets_from_rnclassifier_names():
+    from rnclassifier.modeling.feature_sets import feature_sets
+
+    columns = [
+        "age_years",
+        "sex_m",
+        "bed_ab10_gy",
+        "immunotherapy_dual",
+        "t1c__lesion__original_shape_MeshVolume",
+        "flair__shell__original_glcm_Contrast",
+        "delta__t1c__lesion__original_firstorder_Mean",
+        "delta__lesion__log_volume_growth_per_month",
+    ]
+    sets = feature_sets(columns)
+    assert sets["clinical"] == ["age_years", "sex_m", "bed_ab10_gy"]
+    assert sets["clinical+size"] == [
+        "age_years",
+        "sex_m",
+        "bed_ab10_gy",
+        "t1c__lesion__original_shape_MeshVolume",
+        "delta__lesion__log_volume_growth_per_month",
+    ]
+    assert sets["radiomics"] == [
+        "t1c__lesion__original_shape_MeshVolume",
+        "flair__shell__original_glcm_Contrast",
+    ]
+    assert "delta__t1c__lesion__original_firstorder_Mean" not in sets["combined"]
+    assert "delta__t1c__lesion__original_firstorder_Mean" in sets["combined+delta"]
+    assert feature_sets(["a", "b"]) == {"all": ["a", "b"]}
+
+
+def test_unknown_feature_set_is_refused(table, tmp_path):
+    with pytest.raises(InputError, match="have no columns in this table"):
+        train_from_features(
+            read_feature_table(table), tmp_path, primary_set="radiomics", budget=SMALL
         )

@@ -254,6 +254,20 @@ def default_cache_dir() -> Path:
     help="Outer folds in parallel (results do not depend on it).",
 )
 @click.option(
+    "--feature-set",
+    "sets",
+    multiple=True,
+    type=click.Choice(
+        ["all", "clinical", "clinical+size", "radiomics", "combined", "combined+delta"]
+    ),
+    help="Feature sets to compare (default: every set the table has).",
+)
+@click.option(
+    "--primary-set",
+    help="The primary feature set, declared before the run (default: combined, or all for a "
+    "table from another tool).",
+)
+@click.option(
     "--calibration",
     type=click.Choice(["platt", "isotonic"]),
     default="platt",
@@ -294,6 +308,8 @@ def train(
     trials: int,
     seed: int,
     jobs: int,
+    sets: tuple[str, ...],
+    primary_set: str | None,
     calibration: str,
     threshold_rule: str,
     sensitivity_target: float,
@@ -328,12 +344,14 @@ def train(
         jobs=jobs,
         permute_labels=permute_labels,
         synthetic=synthetic,
+        sets=sets or None,
+        primary_set=primary_set,
     )
-    click.echo(f"{'model':<15} {'nested-CV AUC (95% CI, patient bootstrap)':<44}")
+    click.echo(f"{'model / feature set':<30} nested-CV AUC (95% CI, patient bootstrap)")
     for name, entry in metrics["models"].items():
         a = entry["auc"]
         role = "primary" if entry["primary"] else "secondary"
-        click.echo(f"{name:<15} {a['estimate']:.3f} ({a['low']:.3f}-{a['high']:.3f}){'':<22}{role}")
+        click.echo(f"{name:<30} {a['estimate']:.3f} ({a['low']:.3f}-{a['high']:.3f})   {role}")
     click.echo(f"report: {out / 'report.html'}; metrics: {out / 'metrics.json'}")
 
 

@@ -21,7 +21,7 @@ from rnclassifier.modeling.nested import Budget
 from rnclassifier.report.html import write_evaluation_report
 from rnclassifier.synthetic import write_synthetic_cohort
 from rnclassifier.synthetic.write import SETTINGS_FILE, synthesis_settings
-from rnclassifier.train import PRIMARY_MODEL, read_feature_table, train_from_features
+from rnclassifier.train import read_feature_table, train_from_features
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def run_demo(
     predictions = pd.read_csv(experiment / "predictions.csv")
     reads = cohort.lesions[["lesion_id", "radiologist_read", "radiologist_score"]]
     merged = predictions.merge(reads, on="lesion_id", how="left", validate="one_to_one")
-    merged["probability"] = merged[f"probability_{PRIMARY_MODEL}"]
+    merged["probability"] = merged[f"probability_{metrics['primary']['key']}"]
     merged.to_csv(experiment / "predictions_with_reads.csv", index=False)
     with_reads = read_predictions(experiment / "predictions_with_reads.csv")
     evaluation = evaluate_predictions(with_reads)

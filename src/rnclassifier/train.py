@@ -18,6 +18,7 @@ from rnclassifier.atomic import atomic_file, write_json, write_text
 from rnclassifier.cohort import NEGATIVE_CLASS, POSITIVE_CLASS
 from rnclassifier.errors import InputError
 from rnclassifier.evaluate import EvaluationInputs, evaluate_predictions
+from rnclassifier.modeling.feature_sets import DEFAULT_PRIMARY_SET, feature_sets
 from rnclassifier.modeling.nested import Budget, nested_cv
 from rnclassifier.modeling.pipeline import MODELS
 
@@ -90,17 +91,33 @@ def train_from_features(
     *,
     models: tuple[str, ...] = MODELS,
     primary: str = PRIMARY_MODEL,
+    sets: tuple[str, ...] | None = None,
+    primary_set: str | None = None,
     budget: Budget = DEFAULT_BUDGET,
     jobs: int = 1,
     permute_labels: bool = False,
     synthetic: bool = False,
 ) -> dict[str, Any]:
-    """Nested CV of each model; writes `metrics.json`, `predictions.csv` and `report.html`."""
+    """Nested CV of each model on each feature set; the primary (model, feature set) is declared
+    before the run and reported whatever its rank. Writes `metrics.json`, `predictions.csv` and
+    `report.html`."""
     unknown = [m for m in models if m not in MODELS]
     if unknown or primary not in models:
         raise InputError(
             f"models must be among {', '.join(MODELS)} and include the primary ({primary})"
         )
+    available = feature_sets(list(data.X.columns))
+    if primary_set is None:
+        primary_set = DEFAULT_PRIMARY_SET if DEFAULT_PRIMARY_SET in available else "all"
+    sets = tuple(sets) if sets else tuple(available)
+    missing = [name for name in {*sets, primary_set} if name not in available]
+    if missing:
+        raise InputError(
+            f"feature set(s) {', '.join(sorted(missing))} have no columns in this table "
+            f"(available: {', '.join(available)})"
+        )
+    if primary_set not in sets:
+        sets = (primary_set, *sets)
     y = data.y
     if permute_labels:  # leakage alarm: AUC must come out near 0.5
         y = np.random.default_rng(budget.seed).permutation(y)
@@ -112,25 +129,32 @@ def train_from_features(
         }
     )
     summary = {}
-    for model in models:
-        result = nested_cv(data.X, y, data.groups, model, budget, jobs=jobs)
-        probability = result.mean_probability(len(y))
-        predictions[f"probability_{model}"] = probability
-        calls = result.pooled_calls()
-        rows = calls["row"].to_numpy()
-        summary[model] = {
-            "primary": model == primary,
-            "auc": auc_interval(y, probability, data.groups, seed=budget.seed).as_dict(),
-            # Each outer fold's own calibrated threshold, from its inner out-of-fold
-            # predictions; every repeat's calls pooled, resampled by patient.
-            "at_threshold_rule": operating_point(
-                y[rows], calls["call"].to_numpy(float), data.groups[rows], seed=budget.seed
-            ).as_dict(),
-            "outer_folds": result.folds,
-        }
+    for feature_set in sets:
+        for model in models:
+            key = f"{model}/{feature_set}"
+            X = data.X[available[feature_set]]
+            result = nested_cv(X, y, data.groups, model, budget, jobs=jobs)
+            probability = result.mean_probability(len(y))
+            predictions[f"probability_{key}"] = probability
+            calls = result.pooled_calls()
+            rows = calls["row"].to_numpy()
+            summary[key] = {
+                "model": model,
+                "feature_set": feature_set,
+                "n_features": len(available[feature_set]),
+                "primary": model == primary and feature_set == primary_set,
+                "auc": auc_interval(y, probability, data.groups, seed=budget.seed).as_dict(),
+                # Each outer fold's own calibrated threshold, from its inner out-of-fold
+                # predictions; every repeat's calls pooled, resampled by patient.
+                "at_threshold_rule": operating_point(
+                    y[rows], calls["call"].to_numpy(float), data.groups[rows], seed=budget.seed
+                ).as_dict(),
+                "outer_folds": result.folds,
+            }
+    primary_key = f"{primary}/{primary_set}"
     evaluation_inputs = EvaluationInputs(
         y=y,
-        score=predictions[f"probability_{primary}"].to_numpy(),
+        score=predictions[f"probability_{primary_key}"].to_numpy(),
         groups=data.groups,
         reads=None,
         radiologist_score=None,
@@ -138,7 +162,8 @@ def train_from_features(
     )
     evaluation = evaluate_predictions(evaluation_inputs, seed=budget.seed)
     metrics = {
-        "primary": {"model": primary, "feature_set": "all columns of the feature table"},
+        "primary": {"model": primary, "feature_set": primary_set, "key": primary_key},
+        "feature_sets": {name: available[name] for name in sets},
         "permuted_labels": permute_labels,
         "budget": dataclasses.asdict(budget),
         "models": summary,
@@ -149,7 +174,8 @@ def train_from_features(
         f"tumour sensitivity target {rule.target:g}" if rule.kind == "sensitivity" else "Youden's J"
     )
     table_rows = "".join(
-        f"<tr><td>{m}{' (primary)' if s['primary'] else ' (secondary)'}</td>"
+        f"<tr><td>{m} ({s['n_features']} features)"
+        f"{' <strong>primary</strong>' if s['primary'] else ' (secondary)'}</td>"
         f"<td class='num'>{ci(s['auc'], 3)}</td>"
         f"<td class='num'>{ci(s['at_threshold_rule']['sensitivity'])}</td>"
         f"<td class='num'>{ci(s['at_threshold_rule']['specificity'])}</td></tr>"
@@ -157,7 +183,7 @@ def train_from_features(
     )
     comparison = {
         "title": "Model comparison (nested CV, out-of-fold)",
-        "html": "<table><tr><th>Model</th><th>AUC (95% CI, patients)</th>"
+        "html": "<table><tr><th>Model / feature set</th><th>AUC (95% CI, patients)</th>"
         f"<th>Sensitivity at the rule ({rule_text})</th><th>Specificity at the rule</th></tr>"
         + table_rows
         + "</table><p class='note'>Probabilities are Platt-calibrated and thresholds"
@@ -167,7 +193,7 @@ def train_from_features(
     html = render_evaluation_html(
         evaluation,
         evaluation_inputs,
-        title=f"Training experiment: {primary} (nested CV, out-of-fold)",
+        title=f"Training experiment: {primary_key} (primary; nested CV, out-of-fold)",
         synthetic=synthetic,
         extra_sections=[comparison],
     )

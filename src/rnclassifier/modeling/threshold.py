@@ -44,6 +44,12 @@ class Calibrator:
         p = np.clip(np.asarray(probability, float), EPSILON, 1 - EPSILON)
         if self.method == "platt":
             self.model_ = LogisticRegression(C=1e6).fit(logit(p)[:, None], y)
+            if self.model_.coef_[0, 0] < 0:
+                # Inner predictions ranked backwards: never invert a model on that evidence;
+                # predict the training prevalence instead (no ranking at all).
+                self.model_.coef_[0, 0] = 0.0
+                rate = float(np.clip(np.mean(y), EPSILON, 1 - EPSILON))
+                self.model_.intercept_[0] = float(np.log(rate / (1 - rate)))
         else:
             self.model_ = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(p, y)
         return self
