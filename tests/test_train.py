@@ -179,3 +179,39 @@ def test_unknown_feature_set_is_refused(table, tmp_path):
         train_from_features(
             read_feature_table(table), tmp_path, primary_set="radiomics", budget=SMALL
         )
+
+
+def test_experiment_is_tracked_in_mlflow_without_identifiers(table, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("RNCLASSIFIER_SALT_FILE", str(tmp_path / "salt"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    metrics = train_from_features(
+        read_feature_table(table),
+        tmp_path / "out",
+        models=("xgboost", "elastic_net"),
+        budget=SMALL,
+        tracking_uri=uri,
+        experiment="test",
+        artifact_location=(tmp_path / "artifacts").as_uri(),
+        synthetic=True,
+    )
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("test")
+    runs = client.search_runs([experiment.experiment_id])
+    parent = client.get_run(metrics["mlflow_run_id"])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2
+    assert parent.data.tags["synthetic"] == "true"
+    assert parent.data.metrics["primary_auc"] == pytest.approx(
+        metrics["models"]["xgboost/all"]["auc"]["estimate"]
+    )
+    primary = [r for r in children if r.data.tags["role"] == "primary"]
+    assert [r.info.run_name for r in primary] == ["xgboost/all"]
+    artifacts = Path(parent.info.artifact_uri.removeprefix("file://"))
+    logged = pd.read_csv(artifacts / "predictions_pseudonymised.csv")
+    assert not logged["patient_id"].str.startswith("SYN-").any()
+    assert logged["patient_id"].str.len().eq(16).all()
+    assert (artifacts / "report.html").exists()
+    # The same salt gives the same hashes on a rerun; the salt stays outside every output.
+    assert (tmp_path / "salt").stat().st_mode & 0o777 == 0o600

@@ -287,6 +287,8 @@ def default_cache_dir() -> Path:
     show_default=True,
     help="Tumour sensitivity the threshold aims at.",
 )
+@click.option("--tracking-uri", help="MLflow tracking URI [default: sqlite:///./mlflow.db].")
+@click.option("--no-mlflow", is_flag=True, help="Do not log the experiment to MLflow.")
 @click.option(
     "--permute-labels",
     is_flag=True,
@@ -313,6 +315,8 @@ def train(
     calibration: str,
     threshold_rule: str,
     sensitivity_target: float,
+    tracking_uri: str | None,
+    no_mlflow: bool,
     permute_labels: bool,
     synthetic: bool,
 ) -> None:
@@ -346,6 +350,8 @@ def train(
         synthetic=synthetic,
         sets=sets or None,
         primary_set=primary_set,
+        tracking_uri=tracking_uri,
+        track=not no_mlflow,
     )
     click.echo(f"{'model / feature set':<30} nested-CV AUC (95% CI, patient bootstrap)")
     for name, entry in metrics["models"].items():

@@ -70,7 +70,14 @@ def run_demo(
     data = read_feature_table(out / "features.parquet")
     experiment = out / "experiment"
     metrics = train_from_features(
-        data, experiment, budget=DEMO_BUDGET, jobs=jobs or 2, synthetic=True
+        data,
+        experiment,
+        budget=DEMO_BUDGET,
+        jobs=jobs or 2,
+        synthetic=True,
+        tracking_uri=f"sqlite:///{(out / 'mlflow.db').resolve()}",
+        experiment="rnclassifier-demo",
+        artifact_location=(out / "mlartifacts").resolve().as_uri(),
     )
     for name, entry in metrics["models"].items():
         a = entry["auc"]

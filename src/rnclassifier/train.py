@@ -7,6 +7,7 @@ This is the first slice of issue #6: no MLflow, model bundle, threshold rule or 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,10 @@ def train_from_features(
     jobs: int = 1,
     permute_labels: bool = False,
     synthetic: bool = False,
+    tracking_uri: str | None = None,
+    track: bool = True,
+    experiment: str = "rnclassifier",
+    artifact_location: str | None = None,
 ) -> dict[str, Any]:
     """Nested CV of each model on each feature set; the primary (model, feature set) is declared
     before the run and reported whatever its rank. Writes `metrics.json`, `predictions.csv` and
@@ -203,4 +208,21 @@ def train_from_features(
         predictions.to_csv(tmp, index=False)
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.html", html)
+    if track:
+        from rnclassifier.tracking import log_experiment
+
+        data_hash = hashlib.sha256(
+            pd.util.hash_pandas_object(data.X, index=False).to_numpy().tobytes() + data.y.tobytes()
+        ).hexdigest()
+        metrics["mlflow_run_id"] = log_experiment(
+            out,
+            metrics,
+            predictions,
+            tracking_uri=tracking_uri,
+            data_hash=data_hash,
+            synthetic=synthetic,
+            experiment=experiment,
+            artifact_location=artifact_location,
+        )
+        write_json(out / "metrics.json", metrics)
     return metrics

@@ -1,0 +1,136 @@
+"""Every MLflow call of the project, at the edge: a parent run per experiment, a child run per
+model and feature set, metrics with their intervals, and the experiment's artefacts.
+
+No patient identifier reaches MLflow: out-of-fold predictions are logged with patient and lesion
+IDs replaced by hashes salted with one secret per installation, kept outside every output
+(`~/.config/rnclassifier/salt`, or the file named by RNCLASSIFIER_SALT_FILE), so reruns give the
+same hashes and nobody without the secret can test a guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rnclassifier import __version__
+
+DEFAULT_EXPERIMENT = "rnclassifier"
+
+
+def salt_path() -> Path:
+    configured = os.environ.get("RNCLASSIFIER_SALT_FILE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "rnclassifier" / "salt"
+
+
+def installation_salt() -> bytes:
+    """The installation's secret, made once (readable by its owner only)."""
+    path = salt_path()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def pseudonymise(values: pd.Series, salt: bytes) -> pd.Series:
+    """A salted SHA-256 (16 hex characters) of each ID."""
+    return values.astype(str).map(
+        lambda v: hashlib.sha256(salt + b"\0" + v.encode()).hexdigest()[:16]
+    )
+
+
+def log_experiment(
+    out_dir: Path,
+    metrics: dict[str, Any],
+    predictions: pd.DataFrame,
+    *,
+    tracking_uri: str | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    artifact_location: str | None = None,
+    data_hash: str,
+    synthetic: bool,
+) -> str:
+    """Log one training experiment; return the parent run's ID."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=artifact_location)
+    mlflow.set_experiment(experiment)
+    primary = metrics["primary"]["key"]
+    tags = {
+        "rnclassifier_version": __version__,
+        "synthetic": str(synthetic).lower(),
+        "data_hash": data_hash,
+        "primary": primary,
+        "permuted_labels": str(metrics["permuted_labels"]).lower(),
+    }
+    with mlflow.start_run(run_name=f"experiment {primary}", tags=tags) as parent:
+        mlflow.log_params({f"budget.{k}": v for k, v in _flat(metrics["budget"]).items()})
+        for key, entry in metrics["models"].items():
+            with mlflow.start_run(
+                run_name=key,
+                nested=True,
+                tags={"role": "primary" if entry["primary"] else "secondary", **tags},
+            ):
+                mlflow.log_params(
+                    {
+                        "model": entry["model"],
+                        "feature_set": entry["feature_set"],
+                        "n_features": entry["n_features"],
+                    }
+                )
+                mlflow.log_metrics(_interval_metrics("auc", entry["auc"]))
+                for name in ("sensitivity", "specificity"):
+                    point = entry["at_threshold_rule"][name]
+                    mlflow.log_metrics(
+                        _interval_metrics(
+                            f"{name}_at_rule",
+                            {
+                                "estimate": point["estimate"],
+                                "low": point["ci"][0],
+                                "high": point["ci"][1],
+                            },
+                        )
+                    )
+        mlflow.log_metrics(_interval_metrics("primary_auc", metrics["models"][primary]["auc"]))
+        salt = installation_salt()
+        hashed = predictions.copy()
+        hashed["patient_id"] = pseudonymise(hashed["patient_id"], salt)
+        hashed["lesion_id"] = pseudonymise(hashed["lesion_id"], salt)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "predictions_pseudonymised.csv"
+            hashed.to_csv(path, index=False)
+            mlflow.log_artifact(str(path))
+        for name in ("metrics.json", "report.html"):
+            mlflow.log_artifact(str(out_dir / name))
+        return parent.info.run_id
+
+
+def _interval_metrics(name: str, interval: dict[str, Any]) -> dict[str, float]:
+    values = {
+        name: interval["estimate"],
+        f"{name}_ci_low": interval["low"],
+        f"{name}_ci_high": interval["high"],
+    }
+    return {k: float(v) for k, v in values.items() if v is not None and v == v}
+
+
+def _flat(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in document.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
