@@ -98,6 +98,7 @@ def test_train_writes_metrics_predictions_and_report(table, tmp_path):
             "--trials",
             "3",
             "--synthetic",
+            "--no-mlflow",
         ]
     )
     assert code == 0
