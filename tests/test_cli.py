@@ -100,7 +100,6 @@ def test_internal_error_exits_1(monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("command", "args"),
     [
-        ("train", ["--config", "c.yaml", "--out", "o"]),
         ("validate", ["--model", "m", "--cohort", "c.csv", "--out", "o"]),
         ("score", ["--model", "m", "--t1c", "a", "--mask", "b", "--out", "r.json"]),
     ],

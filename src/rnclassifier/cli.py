@@ -202,12 +202,16 @@ def default_cache_dir() -> Path:
 
 @app.command()
 @click.option("--features", type=existing_file, help="Feature table (.parquet or .csv).")
-@click.option("--config", type=existing_file, help="Experiment config (YAML); not built yet.")
+@click.option(
+    "--config",
+    type=existing_file,
+    help="Experiment config (YAML): data, models, feature sets, primary, CV, seed.",
+)
 @click.option(
     "--out",
     type=output_path,
-    required=True,
-    help="Folder for metrics.json, predictions.csv and report.html.",
+    help="Folder for metrics.json, predictions.csv and report.html "
+    "[required with --features; with --config: results/ beside the config].",
 )
 @click.option("--id", "id_column", default="lesion_id", show_default=True)
 @click.option(
@@ -298,7 +302,7 @@ def default_cache_dir() -> Path:
 def train(
     features: Path | None,
     config: Path | None,
-    out: Path,
+    out: Path | None,
     id_column: str,
     group: str,
     label: str,
@@ -326,9 +330,19 @@ def train(
     from rnclassifier.train import MODELS, read_feature_table, train_from_features
 
     if config is not None:
-        not_built("train --config", 6)
+        if features is not None:
+            raise InputError("give --config or --features, not both")
+        from rnclassifier.experiment import run_experiment
+
+        metrics, out = run_experiment(
+            config, out, jobs=jobs, tracking_uri=tracking_uri, track=not no_mlflow
+        )
+        _print_training_summary(metrics, out)
+        return
     if features is None:
-        raise InputError("give --features (a feature table)")
+        raise InputError("give --features (a feature table) or --config (an experiment)")
+    if out is None:
+        raise InputError("give --out, the folder for the results")
     data = read_feature_table(features, label=label, group=group, id_column=id_column)
     budget = Budget(
         outer_folds,
@@ -353,6 +367,10 @@ def train(
         tracking_uri=tracking_uri,
         track=not no_mlflow,
     )
+    _print_training_summary(metrics, out)
+
+
+def _print_training_summary(metrics: dict, out: Path) -> None:
     click.echo(f"{'model / feature set':<30} nested-CV AUC (95% CI, patient bootstrap)")
     for name, entry in metrics["models"].items():
         a = entry["auc"]

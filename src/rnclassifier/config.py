@@ -132,7 +132,7 @@ class ExtractionConfig:
 def load_extraction_config(path: str | Path) -> ExtractionConfig:
     """Read and validate an extraction config; raise `InputError` naming the file and key."""
     path = Path(path)
-    document = _read_yaml(path)
+    document = read_yaml(path)
     if document and set(document) <= PYRADIOMICS_KEYS:
         validate_pyradiomics_params(document, path)
         plain = ExtractionSettings(
@@ -152,7 +152,7 @@ def load_extraction_config(path: str | Path) -> ExtractionConfig:
     params = document["pyradiomics"]
     if isinstance(params, str):
         params_source = (path.parent / params).resolve()
-        params = _read_yaml(params_source)
+        params = read_yaml(params_source)
     if not isinstance(params, dict):
         raise InputError(f"{path}: 'pyradiomics' must be a mapping or the path of a parameter file")
     validate_pyradiomics_params(params, params_source)
@@ -206,7 +206,7 @@ def _describe(error: Any, source: Path, prefix: str) -> str:
     return f"{source}: {key}: {error['msg']} (got {error['input']!r})"
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:

@@ -74,6 +74,7 @@ def log_experiment(
         "data_hash": data_hash,
         "primary": primary,
         "permuted_labels": str(metrics["permuted_labels"]).lower(),
+        "config_sha256": metrics.get("config_sha256") or "none",
     }
     with mlflow.start_run(run_name=f"experiment {primary}", tags=tags) as parent:
         mlflow.log_params({f"budget.{k}": v for k, v in _flat(metrics["budget"]).items()})

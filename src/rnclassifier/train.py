@@ -102,6 +102,7 @@ def train_from_features(
     track: bool = True,
     experiment: str = "rnclassifier",
     artifact_location: str | None = None,
+    config_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Nested CV of each model on each feature set; the primary (model, feature set) is declared
     before the run and reported whatever its rank. Writes `metrics.json`, `predictions.csv` and
@@ -169,6 +170,7 @@ def train_from_features(
     metrics = {
         "primary": {"model": primary, "feature_set": primary_set, "key": primary_key},
         "feature_sets": {name: available[name] for name in sets},
+        "config_sha256": config_sha256,
         "permuted_labels": permute_labels,
         "budget": dataclasses.asdict(budget),
         "models": summary,
