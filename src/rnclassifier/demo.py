@@ -110,7 +110,10 @@ def run_demo(
         f"the radiologists' "
         f"{evaluation['radiologists']['on_read_lesions']['specificity']['estimate']:.2f}"
     )
-    yield "not built yet: score (#7), validate (#8), MLflow and the model bundle (#6)"
+    yield (
+        f"mlflow: runs in {out / 'mlflow.db'}; not built yet: the model bundle (#6), score (#7), "
+        "validate (#8)"
+    )
 
 
 def _is_demo_cohort(folder: Path) -> bool:
