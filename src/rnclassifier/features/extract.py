@@ -24,7 +24,7 @@ import pandas as pd
 from rnclassifier import __version__
 from rnclassifier.atomic import atomic_file
 from rnclassifier.clinical import bed_column_name, first_course_bed
-from rnclassifier.cohort import COLUMNS, PRIOR_SUFFIX, Cohort
+from rnclassifier.cohort import BINARY, CLINICAL_COLUMNS, COLUMNS, PRIOR_SUFFIX, Cohort, Kind
 from rnclassifier.config import ExtractionConfig
 from rnclassifier.errors import InputError
 from rnclassifier.features.cache import FeatureCache, content_hash
@@ -34,19 +34,14 @@ from rnclassifier.features.radiomics import ScanInputs, extract_scan, read_scan_
 logger = logging.getLogger(__name__)
 
 ID_COLUMNS = ("lesion_id", "patient_id")
-#: Clinical covariates that enter the table as numbers as they are.
-NUMERIC_CLINICAL = (
-    "age_years",
-    "prior_wbrt",
-    "srs_dose_gy",
-    "srs_fractions",
-    "months_since_srs",
-    "ptv_cc",
-    "steroids",
-    "her2_tdm1",
+#: Clinical covariates that enter the table as numbers as they are (numbers and 0/1 flags) ...
+NUMERIC_CLINICAL = tuple(
+    c
+    for c in CLINICAL_COLUMNS
+    if COLUMNS[c].kind in (Kind.NUMBER, Kind.INTEGER) or COLUMNS[c].vocabulary == BINARY
 )
-#: Categorical covariates, one-hot over their fixed vocabularies (fixed in code, nothing fitted).
-CATEGORICAL_CLINICAL = ("sex", "histology", "location", "immunotherapy")
+#: ... and those one-hot encoded over their fixed vocabularies (fixed in code, nothing fitted).
+CATEGORICAL_CLINICAL = tuple(c for c in CLINICAL_COLUMNS if c not in NUMERIC_CLINICAL)
 
 
 @dataclass(frozen=True)
