@@ -100,3 +100,10 @@ def make_manifest(tmp_path: Path) -> Callable[..., Path]:
         return write_csv(tmp_path / "cohort.csv", rows, columns)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _work_in_a_temporary_folder(tmp_path_factory, monkeypatch) -> None:
+    """Commands default to outputs in the working folder (models/, mlflow.db): keep every test's
+    out of the checkout."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

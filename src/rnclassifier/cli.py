@@ -299,6 +299,19 @@ def default_cache_dir() -> Path:
     help="Leakage alarm: shuffle the labels; the AUC must come out near 0.5.",
 )
 @click.option("--synthetic", is_flag=True, help="Label the report as SYNTHETIC data.")
+@click.option(
+    "--bundle",
+    "bundle",
+    type=click.Path(path_type=Path),
+    help="Folder for the primary's model bundle [default: models/<name>].",
+)
+@click.option(
+    "--name",
+    help="Bundle and MLflow experiment name [default: the config's name, or the feature "
+    "table's file name].",
+)
+@click.option("--no-bundle", is_flag=True, help="Do not build the final model and bundle.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle folder.")
 def train(
     features: Path | None,
     config: Path | None,
@@ -323,8 +336,13 @@ def train(
     no_mlflow: bool,
     permute_labels: bool,
     synthetic: bool,
+    bundle: Path | None,
+    name: str | None,
+    no_bundle: bool,
+    force: bool,
 ) -> None:
-    """Nested, patient-grouped cross-validated training of models on a feature table."""
+    """Nested, patient-grouped cross-validated training of models on a feature table; the
+    primary's final model goes to a model bundle."""
     from rnclassifier.modeling.nested import Budget
     from rnclassifier.modeling.threshold import ThresholdRule
     from rnclassifier.train import MODELS, read_feature_table, train_from_features
@@ -335,7 +353,14 @@ def train(
         from rnclassifier.experiment import run_experiment
 
         metrics, out = run_experiment(
-            config, out, jobs=jobs, tracking_uri=tracking_uri, track=not no_mlflow
+            config,
+            out,
+            jobs=jobs,
+            tracking_uri=tracking_uri,
+            track=not no_mlflow,
+            bundle=bundle,
+            build_bundle=not no_bundle,
+            overwrite_bundle=force,
         )
         _print_training_summary(metrics, out)
         return
@@ -366,6 +391,12 @@ def train(
         primary_set=primary_set,
         tracking_uri=tracking_uri,
         track=not no_mlflow,
+        experiment=name or features.stem,
+        bundle=None
+        if no_bundle or permute_labels
+        else bundle or Path("models") / (name or features.stem),
+        bundle_name=name or features.stem,
+        overwrite_bundle=force,
     )
     _print_training_summary(metrics, out)
 
@@ -377,6 +408,8 @@ def _print_training_summary(metrics: dict, out: Path) -> None:
         role = "primary" if entry["primary"] else "secondary"
         click.echo(f"{name:<30} {a['estimate']:.3f} ({a['low']:.3f}-{a['high']:.3f})   {role}")
     click.echo(f"report: {out / 'report.html'}; metrics: {out / 'metrics.json'}")
+    if metrics.get("bundle"):
+        click.echo(f"model bundle (primary, final model): {metrics['bundle']}")
 
 
 @app.command()

@@ -88,8 +88,12 @@ def run_experiment(
     jobs: int = 1,
     tracking_uri: str | None = None,
     track: bool = True,
+    bundle: str | Path | None = None,
+    build_bundle: bool = True,
+    overwrite_bundle: bool = False,
 ) -> tuple[dict, Path]:
-    """Run the study a config declares; results go to `out` (default: `results/` beside it)."""
+    """Run the study a config declares; results go to `out` (default: `results/` beside it),
+    the primary's bundle to `bundle` (default: `models/<name>`)."""
     from rnclassifier.features.api import run_extraction
     from rnclassifier.modeling.nested import Budget
     from rnclassifier.modeling.threshold import ThresholdRule
@@ -131,5 +135,8 @@ def run_experiment(
         track=track,
         experiment=settings.name,
         config_sha256=digest,
+        bundle=(bundle or Path("models") / settings.name) if build_bundle else None,
+        bundle_name=settings.name,
+        overwrite_bundle=overwrite_bundle,
     )
     return metrics, out

@@ -59,8 +59,12 @@ def log_experiment(
     artifact_location: str | None = None,
     data_hash: str,
     synthetic: bool,
+    bundle: Path | None = None,
+    final_pipeline: Any = None,
 ) -> str:
-    """Log one training experiment; return the parent run's ID."""
+    """Log one training experiment; return the parent run's ID. With a bundle, it is logged as
+    artefacts and the final pipeline is registered as the experiment's model, primary
+    whatever its rank."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}")
@@ -115,7 +119,35 @@ def log_experiment(
             mlflow.log_artifact(str(path))
         for name in ("metrics.json", "report.html"):
             mlflow.log_artifact(str(out_dir / name))
+        if bundle is not None:
+            mlflow.log_artifacts(str(bundle), artifact_path="bundle")
+        if final_pipeline is not None:
+            _register(final_pipeline, experiment, tags)
         return parent.info.run_id
+
+
+def _register(pipeline: Any, name: str, tags: dict[str, str]) -> None:
+    """Register the primary's final pipeline (skops, the bundle's allow-list). Requirements are
+    given, not inferred: inference lists both xgboost wheels and takes seconds."""
+    import mlflow
+    import sklearn
+    import xgboost
+
+    from rnclassifier.bundle import TRUSTED_TYPES
+
+    mlflow.sklearn.log_model(
+        pipeline,
+        name="primary_model",
+        serialization_format="skops",
+        skops_trusted_types=list(TRUSTED_TYPES),
+        pip_requirements=[
+            f"rnclassifier=={__version__}",
+            f"scikit-learn=={sklearn.__version__}",
+            f"xgboost-cpu=={xgboost.__version__}",
+        ],
+        registered_model_name=name,
+        tags={"role": "primary", "synthetic": tags["synthetic"]},
+    )
 
 
 def _interval_metrics(name: str, interval: dict[str, Any]) -> dict[str, float]:

@@ -1,13 +1,13 @@
-"""Training experiments from a feature table: nested patient-grouped CV of each model, out-of-fold
-predictions, metrics with patient-cluster intervals, and the evaluation report of the primary.
-
-This is the first slice of issue #6: no MLflow, model bundle, threshold rule or SHAP yet.
+"""Training experiments from a feature table: nested patient-grouped CV of each model and feature
+set, out-of-fold predictions, metrics with patient-cluster intervals, the experiment report, and
+the primary's final model (tuned by the same inner procedure on all lesions) as a model bundle.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,18 @@ from rnclassifier.atomic import atomic_file, write_json, write_text
 from rnclassifier.cohort import NEGATIVE_CLASS, POSITIVE_CLASS
 from rnclassifier.errors import InputError
 from rnclassifier.evaluate import EvaluationInputs, evaluate_predictions
+from rnclassifier.features.naming import parse_feature_column
 from rnclassifier.modeling.feature_sets import DEFAULT_PRIMARY_SET, feature_sets
-from rnclassifier.modeling.nested import Budget, nested_cv
-from rnclassifier.modeling.pipeline import MODELS
-
-__all__ = ["MODELS", "read_feature_table", "train_from_features"]
-from rnclassifier.report.html import ci, render_evaluation_html
+from rnclassifier.modeling.nested import Budget, FittedModel, final_seed, fit_tuned, nested_cv
+from rnclassifier.modeling.pipeline import MODELS, used_features
+from rnclassifier.modeling.threshold import ThresholdRule, choose_threshold
+from rnclassifier.report.html import render_evaluation_html
+from rnclassifier.report.training import training_sections, tripod_items
+from rnclassifier.stats.descriptive import table_one
 from rnclassifier.stats.discrimination import auc_interval
 from rnclassifier.stats.threshold import operating_point
+
+__all__ = ["MODELS", "read_feature_table", "train_from_features"]
 
 PRIMARY_MODEL = "xgboost"
 DEFAULT_BUDGET = Budget()
@@ -38,6 +42,13 @@ class FeatureData:
     y: np.ndarray
     groups: np.ndarray
     ids: np.ndarray
+    #: The extraction sidecar when the table has one (settings, sequences, sites; no rows).
+    provenance: dict[str, Any] | None = None
+
+    def digest(self) -> str:
+        """SHA-256 of the feature values and labels, the data hash of tracking and bundles."""
+        values = pd.util.hash_pandas_object(self.X, index=False).to_numpy().tobytes()
+        return hashlib.sha256(values + self.y.tobytes()).hexdigest()
 
 
 def read_feature_table(
@@ -78,11 +89,20 @@ def read_feature_table(
         raise InputError(f"{path}: column {label} needs both tumour and necrosis lesions")
     if features.shape[1] == 0:
         raise InputError(f"{path}: no feature columns")
+    from rnclassifier.features.extract import sidecar_path
+
+    provenance = None
+    if sidecar_path(path).is_file():
+        try:
+            provenance = json.loads(sidecar_path(path).read_text())
+        except ValueError:
+            raise InputError(f"{sidecar_path(path)}: not valid JSON") from None
     return FeatureData(
         features.astype(float),
         y.to_numpy(int),
         table[group].astype(str).to_numpy(),
         table[id_column].astype(str).to_numpy(),
+        provenance,
     )
 
 
@@ -103,10 +123,14 @@ def train_from_features(
     experiment: str = "rnclassifier",
     artifact_location: str | None = None,
     config_sha256: str | None = None,
+    bundle: str | Path | None = None,
+    bundle_name: str = "rnclassifier",
+    overwrite_bundle: bool = False,
 ) -> dict[str, Any]:
     """Nested CV of each model on each feature set; the primary (model, feature set) is declared
     before the run and reported whatever its rank. Writes `metrics.json`, `predictions.csv` and
-    `report.html`."""
+    `report.html`, and the primary's model bundle to `bundle` when given (not for a
+    permuted-label run, whose model means nothing)."""
     unknown = [m for m in models if m not in MODELS]
     if unknown or primary not in models:
         raise InputError(
@@ -124,6 +148,8 @@ def train_from_features(
         )
     if primary_set not in sets:
         sets = (primary_set, *sets)
+    if bundle is not None and Path(bundle).exists() and not overwrite_bundle:
+        raise InputError(f"{bundle}: already exists; choose another bundle folder or pass --force")
     y = data.y
     if permute_labels:  # leakage alarm: AUC must come out near 0.5
         y = np.random.default_rng(budget.seed).permutation(y)
@@ -140,6 +166,8 @@ def train_from_features(
             key = f"{model}/{feature_set}"
             X = data.X[available[feature_set]]
             result = nested_cv(X, y, data.groups, model, budget, jobs=jobs)
+            if key == f"{primary}/{primary_set}":
+                primary_result = result
             probability = result.mean_probability(len(y))
             predictions[f"probability_{key}"] = probability
             calls = result.pooled_calls()
@@ -171,38 +199,61 @@ def train_from_features(
         "primary": {"model": primary, "feature_set": primary_set, "key": primary_key},
         "feature_sets": {name: available[name] for name in sets},
         "config_sha256": config_sha256,
+        "data_sha256": data.digest(),
+        "synthetic": synthetic,
         "permuted_labels": permute_labels,
         "budget": dataclasses.asdict(budget),
         "models": summary,
         "primary_evaluation": evaluation,
     }
-    rule = budget.threshold_rule
-    rule_text = (
-        f"tumour sensitivity target {rule.target:g}" if rule.kind == "sensitivity" else "Youden's J"
+    X_primary = data.X[available[primary_set]]
+    final = shap = None
+    if not permute_labels:
+        from rnclassifier.explain import SHAP_METHODS, shap_summary, shap_values
+
+        # The final model: the same inner procedure as every outer fold, on all lesions.
+        final = fit_tuned(X_primary, y, data.groups, primary, budget, final_seed(budget))
+        shap = shap_summary(shap_values(final.pipeline, X_primary, primary))
+        metrics["final_model"] = {
+            "params": final.params,
+            "threshold": final.threshold,
+            "used_features": used_features(final.pipeline),
+            "shap_method": SHAP_METHODS[primary],
+            "shap_summary": shap.to_dict("records"),
+        }
+    clinical = [c for c in data.X.columns if parse_feature_column(c) is None]
+    cohort_table = table_one(data.X, y, data.groups, clinical)
+    metrics["table_one"] = cohort_table
+    missing = data.X[available[primary_set]].isna()
+    tripod = tripod_items(
+        metrics,
+        n_lesions=len(y),
+        n_patients=len(np.unique(data.groups)),
+        n_tumour=int(y.sum()),
+        n_candidates=len(available[primary_set]),
+        missing={
+            "n_features": missing.shape[1],
+            "n_features_with_missing": int(missing.any().sum()),
+            "max_fraction": float(missing.mean().max()) if missing.shape[1] else 0.0,
+        },
+        sample_size=_sample_size(
+            len(available[primary_set]), float(y.mean()), summary[primary_key]["auc"]["estimate"]
+        ),
+        synthetic=synthetic,
     )
-    table_rows = "".join(
-        f"<tr><td>{m} ({s['n_features']} features)"
-        f"{' <strong>primary</strong>' if s['primary'] else ' (secondary)'}</td>"
-        f"<td class='num'>{ci(s['auc'], 3)}</td>"
-        f"<td class='num'>{ci(s['at_threshold_rule']['sensitivity'])}</td>"
-        f"<td class='num'>{ci(s['at_threshold_rule']['specificity'])}</td></tr>"
-        for m, s in summary.items()
-    )
-    comparison = {
-        "title": "Model comparison (nested CV, out-of-fold)",
-        "html": "<table><tr><th>Model / feature set</th><th>AUC (95% CI, patients)</th>"
-        f"<th>Sensitivity at the rule ({rule_text})</th><th>Specificity at the rule</th></tr>"
-        + table_rows
-        + "</table><p class='note'>Probabilities are Platt-calibrated and thresholds"
-        " chosen on each outer training fold's grouped inner out-of-fold predictions; the "
-        "sensitivity actually achieved on the outer folds is shown with its interval.</p>",
-    }
+    metrics["tripod"] = dict(tripod)
     html = render_evaluation_html(
         evaluation,
         evaluation_inputs,
         title=f"Training experiment: {primary_key} (primary; nested CV, out-of-fold)",
         synthetic=synthetic,
-        extra_sections=[comparison],
+        extra_sections=training_sections(
+            metrics,
+            shap_summary=None if shap is None else shap.to_dict("records"),
+            shap_method=metrics.get("final_model", {}).get("shap_method"),
+            table_one=cohort_table,
+            tripod=tripod,
+        ),
     )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -210,21 +261,116 @@ def train_from_features(
         predictions.to_csv(tmp, index=False)
     write_json(out / "metrics.json", metrics)
     write_text(out / "report.html", html)
+    if bundle is not None and final is not None:
+        from rnclassifier.bundle import write_bundle
+
+        write_bundle(
+            bundle,
+            **_bundle_contents(
+                data, X_primary, y, final, primary_result.fitted, metrics, bundle_name
+            ),
+            overwrite=overwrite_bundle,
+        )
+        metrics["bundle"] = str(bundle)
+        write_json(out / "metrics.json", metrics)
     if track:
         from rnclassifier.tracking import log_experiment
 
-        data_hash = hashlib.sha256(
-            pd.util.hash_pandas_object(data.X, index=False).to_numpy().tobytes() + data.y.tobytes()
-        ).hexdigest()
         metrics["mlflow_run_id"] = log_experiment(
             out,
             metrics,
             predictions,
             tracking_uri=tracking_uri,
-            data_hash=data_hash,
+            data_hash=data.digest(),
             synthetic=synthetic,
             experiment=experiment,
             artifact_location=artifact_location,
+            bundle=None if bundle is None or final is None else Path(bundle),
+            final_pipeline=None if final is None else final.pipeline,
         )
         write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _sample_size(parameters: int, prevalence: float, c_statistic: float) -> dict[str, Any] | None:
+    """Riley's minimum sample size at the AUC this run achieved (None when undefined)."""
+    from rnclassifier.stats.sample_size import minimum_sample_size
+
+    if not (0.5 < c_statistic < 1 and 0 < prevalence < 1 and parameters > 0):
+        return None
+    result = minimum_sample_size(parameters, prevalence, c_statistic=c_statistic).as_dict()
+    return {
+        **result,
+        "parameters": parameters,
+        "prevalence": prevalence,
+        "c_statistic": c_statistic,
+    }
+
+
+def _bundle_contents(
+    data: FeatureData,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    final: FittedModel,
+    ensemble: list[FittedModel],
+    metrics: dict[str, Any],
+    name: str,
+) -> dict[str, Any]:
+    """Everything scoring needs, as aggregates (DESIGN.md's bundle contract)."""
+    from rnclassifier.modeling.ood import fit_reference_with_cutoff
+    from rnclassifier.report.model_card import model_card
+
+    primary = metrics["primary"]
+    used = used_features(final.pipeline)
+    budget = metrics["budget"]
+    calibrated_inner = final.calibrator.transform(final.inner_probability)
+    provenance = data.provenance or {}
+    meta = {
+        "name": name,
+        "synthetic": metrics["synthetic"],
+        "model": primary["model"],
+        "feature_set": primary["feature_set"],
+        "features": {"input": list(X.columns), "used": used},
+        "params": final.params,
+        "thresholds": {
+            "rule": {**budget["threshold_rule"], "value": final.threshold},
+            "youden": {
+                "kind": "youden",
+                "value": choose_threshold(calibrated_inner, y, ThresholdRule("youden")),
+            },
+            "chosen_on": "grouped inner-CV out-of-fold probabilities of the final tuning run",
+        },
+        "training": {
+            "n_lesions": len(y),
+            "n_patients": len(np.unique(data.groups)),
+            "prevalence": float(np.mean(y)),
+            "data_sha256": metrics["data_sha256"],
+            "config_sha256": metrics["config_sha256"],
+            "budget": budget,
+        },
+        "reference": fit_reference_with_cutoff(X[used], data.groups),
+        "table_one": metrics["table_one"],
+        "sites": provenance.get("sites"),
+        "sequences": provenance.get("sequences"),
+        "extraction": provenance.get("config"),
+        "feature_table_versions": provenance.get("versions"),
+        "shap": metrics["final_model"]["shap_method"],
+        "shap_summary": metrics["final_model"]["shap_summary"],
+        "metrics": {
+            "nested_cv_auc": metrics["models"][primary["key"]]["auc"],
+            "at_threshold_rule": metrics["models"][primary["key"]]["at_threshold_rule"],
+            "calibration": {
+                k: v
+                for k, v in metrics["primary_evaluation"].get("calibration", {}).items()
+                if k != "curve"
+            },
+        },
+        "tripod": metrics["tripod"],
+    }
+    return {
+        "meta": meta,
+        "pipeline": final.pipeline,
+        "calibrator": final.calibrator,
+        "ensemble": [(member.pipeline, member.calibrator) for member in ensemble],
+        "model_card": model_card(meta),
+    }

@@ -381,6 +381,12 @@ def _sidecar(
             "rnclassifier": config.settings.model_dump(mode="json"),
         },
         "sequences": list(sequences),
+        # Lesion counts per scanner or institution: what a bundle reports as the sites seen.
+        "sites": (
+            cohort.lesions["site"].dropna().astype(str).value_counts().sort_index().to_dict()
+            if "site" in cohort.lesions
+            else None
+        ),
         "clinical_columns": [bed_column_name(a) for a in config.settings.bed_alpha_betas_gy],
         "n_lesions": cohort.n_lesions,
         "lesions": [outcome["diagnostics"] for outcome in outcomes],

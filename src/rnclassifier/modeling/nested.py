@@ -46,6 +46,7 @@ class NestedResult:
     model: str
     predictions: pd.DataFrame  # row, repeat, fold, probability
     folds: list[dict[str, Any]] = field(default_factory=list)
+    fitted: list[FittedModel] = field(default_factory=list)  # the CV ensemble, fold order
 
     def pooled_calls(self) -> pd.DataFrame:
         """Every (lesion, repeat) call at its own fold's threshold."""
@@ -90,7 +91,53 @@ def nested_cv(
         for repeat, fold, train, test in splits
     )
     predictions = pd.concat([r[0] for r in results], ignore_index=True)
-    return NestedResult(model=model, predictions=predictions, folds=[r[1] for r in results])
+    return NestedResult(
+        model=model,
+        predictions=predictions,
+        folds=[r[1] for r in results],
+        fitted=[r[2] for r in results],
+    )
+
+
+@dataclass
+class FittedModel:
+    """A pipeline fitted with tuned parameters, its calibrator and its threshold, all chosen
+    on the data it was fitted to (inner CV) and nothing else."""
+
+    pipeline: Any
+    calibrator: Calibrator
+    threshold: float
+    params: dict[str, Any]
+    inner_probability: np.ndarray  # grouped inner out-of-fold, uncalibrated
+
+    def probability(self, X: pd.DataFrame) -> np.ndarray:
+        return self.calibrator.transform(self.pipeline.predict_proba(X)[:, 1])
+
+
+def fit_tuned(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    model: str,
+    budget: Budget,
+    seed: int,
+) -> FittedModel:
+    """Tune on grouped inner CV, calibrate and set the threshold on the inner out-of-fold
+    predictions, then fit a fresh pipeline with the best parameters on all of `X`.
+
+    The same procedure makes each outer fold's model and the final model."""
+    y = np.asarray(y, int)
+    best = tune(X, y, groups, model, budget, seed)
+    inner = inner_oof(X, y, groups, model, best, budget, seed)
+    calibrator = Calibrator(budget.calibration).fit(inner, y)
+    threshold = choose_threshold(calibrator.transform(inner), y, budget.threshold_rule)
+    pipeline = make_pipeline(model, best, seed).fit(X, y)
+    return FittedModel(pipeline, calibrator, threshold, best, inner)
+
+
+def final_seed(budget: Budget) -> int:
+    """The final model's seed: distinct from every outer fold's (budget.seed + 100 r + f)."""
+    return budget.seed + 99_991
 
 
 def _outer_fold(
@@ -103,16 +150,11 @@ def _outer_fold(
     fold: int,
     train: np.ndarray,
     test: np.ndarray,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, dict[str, Any], FittedModel]:
     seed = budget.seed + 100 * repeat + fold
-    best = tune(X.iloc[train], y[train], groups[train], model, budget, seed)
-    # Calibration and threshold from grouped inner out-of-fold predictions of the training part.
-    inner = inner_oof(X.iloc[train], y[train], groups[train], model, best, budget, seed)
-    calibrator = Calibrator(budget.calibration).fit(inner, y[train])
-    threshold = choose_threshold(calibrator.transform(inner), y[train], budget.threshold_rule)
-    pipeline = make_pipeline(model, best, seed).fit(X.iloc[train], y[train])
-    raw = pipeline.predict_proba(X.iloc[test])[:, 1]
-    calibrated = calibrator.transform(raw)
+    fitted = fit_tuned(X.iloc[train], y[train], groups[train], model, budget, seed)
+    raw = fitted.pipeline.predict_proba(X.iloc[test])[:, 1]
+    calibrated = fitted.calibrator.transform(raw)
     frame = pd.DataFrame(
         {
             "row": test,
@@ -120,18 +162,22 @@ def _outer_fold(
             "fold": fold,
             "raw_probability": raw,
             "probability": calibrated,
-            "threshold": threshold,
-            "call": (calibrated >= threshold).astype(int),
+            "threshold": fitted.threshold,
+            "call": (calibrated >= fitted.threshold).astype(int),
         }
     )
-    return frame, {
-        "repeat": repeat,
-        "fold": fold,
-        "params": best,
-        "threshold": threshold,
-        "n_train": len(train),
-        "n_test": len(test),
-    }
+    return (
+        frame,
+        {
+            "repeat": repeat,
+            "fold": fold,
+            "params": fitted.params,
+            "threshold": fitted.threshold,
+            "n_train": len(train),
+            "n_test": len(test),
+        },
+        fitted,
+    )
 
 
 def inner_oof(

@@ -45,6 +45,18 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
     def transform(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X, float)[:, self.keep_]
 
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return _names_out(self, input_features)
+
+
+def _names_out(step: Any, input_features: Any) -> np.ndarray:
+    names = input_features
+    if names is None:
+        names = getattr(step, "feature_names_in_", None)
+    if names is None:
+        raise ValueError("input feature names are needed")
+    return np.asarray(names, dtype=object)[step.keep_]
+
 
 def make_estimator(name: str, params: dict[str, Any], seed: int) -> Any:
     """A fresh, unfitted classifier: always built from parameters, never reused."""
@@ -104,3 +116,11 @@ class TopKSelector(TransformerMixin, BaseEstimator):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X, float)[:, self.keep_]
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return _names_out(self, input_features)
+
+
+def used_features(pipeline: Pipeline) -> list[str]:
+    """The input columns a fitted pipeline's model actually reads, in the model's order."""
+    return [str(name) for name in pipeline[:-1].get_feature_names_out()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import logit
@@ -59,6 +60,36 @@ class Calibrator:
         if self.method == "platt":
             return self.model_.predict_proba(logit(p)[:, None])[:, 1]
         return self.model_.predict(p)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain numbers, so a model bundle stores the calibrator as JSON."""
+        if self.method == "platt":
+            return {
+                "method": "platt",
+                "slope": float(self.model_.coef_[0, 0]),
+                "intercept": float(self.model_.intercept_[0]),
+            }
+        return {
+            "method": "isotonic",
+            "x": [float(v) for v in self.model_.X_thresholds_],
+            "y": [float(v) for v in self.model_.y_thresholds_],
+        }
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Calibrator:
+        """The inverse of `to_dict`: refits nothing, reproduces `transform` exactly."""
+        calibrator = cls(document["method"])
+        if calibrator.method == "platt":
+            model = LogisticRegression()
+            model.classes_ = np.array([0, 1])
+            model.coef_ = np.array([[float(document["slope"])]])
+            model.intercept_ = np.array([float(document["intercept"])])
+            model.n_features_in_ = 1
+            calibrator.model_ = model
+        else:
+            x, y = np.asarray(document["x"], float), np.asarray(document["y"], float)
+            calibrator.model_ = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(x, y)
+        return calibrator
 
 
 def choose_threshold(probability: np.ndarray, y: np.ndarray, rule: ThresholdRule) -> float:

@@ -133,3 +133,15 @@ def decision_figure(metrics: dict[str, Any]) -> bytes:
     )
     axis.legend(fontsize=7.5, frameon=False)
     return _png(figure)
+
+
+def shap_figure(summary: list[dict[str, Any]], top: int = 15) -> bytes:
+    """Mean |SHAP| of the final model's features, largest at the top."""
+    rows = summary[:top][::-1]
+    figure, axis = plt.subplots(figsize=(6.4, 0.32 * len(rows) + 1.0))
+    colours = [MODEL if r["mean_shap"] >= 0 else READERS for r in rows]
+    axis.barh([r["feature"] for r in rows], [r["mean_abs_shap"] for r in rows], color=colours)
+    axis.set_xlabel("mean |SHAP| (model output scale)")
+    axis.tick_params(axis="y", labelsize=8)
+    axis.spines[["top", "right"]].set_visible(False)
+    return _png(figure)

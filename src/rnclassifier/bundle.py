@@ -1,0 +1,244 @@
+"""The model bundle: a self-describing folder that scoring and validation read (DESIGN.md).
+
+Layout of `models/<name>/`:
+  bundle.json       schema version, features, calibrator, thresholds, training prevalence,
+                    per-feature statistics and shrinkage covariance with the out-of-distribution
+                    cut-off, Table-1 aggregates, sites and sequences, extraction config, SHAP
+                    set-up, nested-CV metrics, provenance. Plain JSON, no rows, no IDs.
+  pipeline.skops    the final fitted pipeline (impute ... model), skops format
+  ensemble/NN.skops the outer-fold pipelines of the nested CV (their calibrators are in
+                    bundle.json): scoring reports their spread
+  MODEL_CARD.md     intended use, data, performance, limitations
+  MANIFEST.sha256   SHA-256 of every other file (`sha256sum -c` format)
+
+Loading verifies the manifest first (a changed, missing or extra file is refused), then the
+schema version, then opens skops files only if every type in them is on a fixed allow-list in
+this module: nothing in a bundle can run code. The hashes detect corruption, not forgery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rnclassifier import __version__
+from rnclassifier.atomic import atomic_directory
+from rnclassifier.errors import InputError
+from rnclassifier.modeling.threshold import Calibrator
+
+SCHEMA_VERSION = 1
+BUNDLE_FILE = "bundle.json"
+PIPELINE_FILE = "pipeline.skops"
+ENSEMBLE_DIR = "ensemble"
+CARD_FILE = "MODEL_CARD.md"
+MANIFEST_FILE = "MANIFEST.sha256"
+
+#: Types a bundle's skops files may hold beyond skops' own default-trusted set (scikit-learn
+#: estimators, numpy and scipy containers). Anything else is refused before loading.
+TRUSTED_TYPES = (
+    "numpy.dtype",
+    "rnclassifier.modeling.pipeline.CorrelationFilter",
+    "rnclassifier.modeling.pipeline.TopKSelector",
+    "rnclassifier.modeling.selection.ICCFilter",
+    "rnclassifier.modeling.selection.MRMRSelector",
+    "sklearn.tree._tree.Tree",
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+)
+
+
+@dataclass
+class ModelBundle:
+    """A loaded, verified bundle: the final model, its calibrator and the CV ensemble."""
+
+    path: Path
+    meta: dict[str, Any]
+    pipeline: Any
+    calibrator: Calibrator
+    ensemble: list[tuple[Any, Calibrator]] = field(default_factory=list)
+
+    @property
+    def input_features(self) -> list[str]:
+        return list(self.meta["features"]["input"])
+
+    @property
+    def used_features(self) -> list[str]:
+        return list(self.meta["features"]["used"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta["thresholds"]["rule"]["value"])
+
+    def frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The pipeline's input columns in training order; features the model does not use may
+        be absent (they are imputed and then dropped), used ones may not."""
+        missing = [c for c in self.used_features if c not in X.columns]
+        if missing:
+            raise InputError(f"feature {c!r}: needed by the model but not given" for c in missing)
+        return X.reindex(columns=self.input_features).astype(float)
+
+    def probability(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of tumour (at the training prevalence)."""
+        return self.calibrator.transform(self.pipeline.predict_proba(self.frame(X))[:, 1])
+
+    def ensemble_probabilities(self, X: pd.DataFrame) -> np.ndarray:
+        """(cases, members): each outer-fold model's calibrated probability."""
+        frame = self.frame(X)
+        return np.column_stack(
+            [c.transform(p.predict_proba(frame)[:, 1]) for p, c in self.ensemble]
+        )
+
+
+def write_bundle(
+    out: str | Path,
+    *,
+    meta: dict[str, Any],
+    pipeline: Any,
+    calibrator: Calibrator,
+    ensemble: list[tuple[Any, Calibrator]],
+    model_card: str,
+    overwrite: bool = False,
+) -> Path:
+    """Write a bundle atomically (a complete folder or none) and return its path."""
+    import skops.io as sio
+
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        **meta,
+        "calibrator": calibrator.to_dict(),
+        "ensemble": [
+            {"file": f"{ENSEMBLE_DIR}/{i:02d}.skops", "calibrator": c.to_dict()}
+            for i, (_, c) in enumerate(ensemble)
+        ],
+        "created": {
+            "utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "rnclassifier": __version__,
+            "python": platform.python_version(),
+            "versions": _library_versions(),
+        },
+    }
+    out = Path(out)
+    with atomic_directory(out, overwrite=overwrite) as folder:
+        sio.dump(pipeline, folder / PIPELINE_FILE)
+        (folder / ENSEMBLE_DIR).mkdir()
+        for entry, (member, _) in zip(document["ensemble"], ensemble, strict=True):
+            sio.dump(member, folder / entry["file"])
+        (folder / BUNDLE_FILE).write_text(json.dumps(document, indent=1, default=_plain) + "\n")
+        (folder / CARD_FILE).write_text(model_card)
+        lines = [f"{_sha256(path)}  {name}" for name, path in _files(folder)]
+        (folder / MANIFEST_FILE).write_text("\n".join(lines) + "\n")
+    return out
+
+
+def verify_bundle(path: str | Path) -> dict[str, Any]:
+    """Check the manifest and the schema version; return bundle.json. Raises InputError with
+    one line per changed, missing or extra file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: not a model bundle folder")
+    manifest = path / MANIFEST_FILE
+    if not manifest.is_file():
+        raise InputError(f"{manifest}: missing; not a model bundle, or an incomplete one")
+    expected: dict[str, str] = {}
+    for number, line in enumerate(manifest.read_text().splitlines(), 1):
+        digest, _, name = line.partition("  ")
+        if len(digest) != 64 or not name:
+            raise InputError(f"{manifest}: line {number} is not '<sha256>  <file>'")
+        expected[name] = digest
+    present = dict(_files(path))
+    problems = [
+        f"{path / name}: missing (listed in the manifest)"
+        for name in expected
+        if name not in present
+    ]
+    problems += [
+        f"{path / name}: not in the manifest (extra file)"
+        for name in present
+        if name not in expected
+    ]
+    problems += [
+        f"{path / name}: changed since the bundle was written (SHA-256 differs from the manifest)"
+        for name, file in present.items()
+        if name in expected and _sha256(file) != expected[name]
+    ]
+    if problems:
+        raise InputError(problems)
+    try:
+        meta = json.loads((path / BUNDLE_FILE).read_text())
+    except (OSError, ValueError):
+        raise InputError(f"{path / BUNDLE_FILE}: missing or not JSON") from None
+    version = meta.get("schema_version") if isinstance(meta, dict) else None
+    if version != SCHEMA_VERSION:
+        raise InputError(
+            f"{path / BUNDLE_FILE}: schema version {version!r}; this rnclassifier "
+            f"({__version__}) reads version {SCHEMA_VERSION} only"
+        )
+    return meta
+
+
+def load_bundle(path: str | Path) -> ModelBundle:
+    """Verify, then load without running code from the folder."""
+    path = Path(path)
+    meta = verify_bundle(path)
+    pipeline = _load_skops(path / PIPELINE_FILE)
+    ensemble = [
+        (_load_skops(path / entry["file"]), Calibrator.from_dict(entry["calibrator"]))
+        for entry in meta["ensemble"]
+    ]
+    return ModelBundle(path, meta, pipeline, Calibrator.from_dict(meta["calibrator"]), ensemble)
+
+
+def _load_skops(path: Path) -> Any:
+    import skops.io as sio
+
+    untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
+    if untrusted:
+        raise InputError(
+            f"{path}: holds types outside the bundle allow-list ({', '.join(untrusted)}); "
+            "refusing to load it"
+        )
+    return sio.load(path, trusted=list(TRUSTED_TYPES))
+
+
+def _files(folder: Path) -> list[tuple[str, Path]]:
+    """Every file in the bundle except the manifest, as (relative name, path), sorted."""
+    return sorted(
+        (p.relative_to(folder).as_posix(), p)
+        for p in folder.rglob("*")
+        if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST_FILE
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _library_versions() -> dict[str, str]:
+    import sklearn
+    import xgboost
+
+    return {
+        "scikit-learn": sklearn.__version__,
+        "xgboost": xgboost.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to bundle.json")

@@ -1,0 +1,218 @@
+"""The model bundle: the final model round-trips to identical predictions, and a changed, missing
+or extra file, an unknown type or another schema version is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from scipy.special import logit
+from sklearn.base import BaseEstimator
+
+from rnclassifier.bundle import MANIFEST_FILE, SCHEMA_VERSION, load_bundle, verify_bundle
+from rnclassifier.errors import InputError
+from rnclassifier.explain import shap_summary, shap_values
+from rnclassifier.modeling.nested import Budget, final_seed, fit_tuned
+from rnclassifier.modeling.ood import distance, fit_reference_with_cutoff
+from rnclassifier.modeling.pipeline import make_pipeline
+from rnclassifier.modeling.threshold import Calibrator
+from rnclassifier.stats.descriptive import format_entry, table_one
+from rnclassifier.synthetic.presets import SEED
+from rnclassifier.synthetic.sampler import sample_lesions
+from rnclassifier.train import read_feature_table, train_from_features
+
+SMALL = Budget(outer_folds=3, repeats=1, inner_folds=2, trials=3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """A feature table in rnclassifier's naming, one training run and its bundle."""
+    frame = sample_lesions(SEED, n_lesions=150, seed=11)
+    rng = np.random.default_rng(3)
+    table = frame[["lesion_id", "patient_id", "pathology", "age_years", "srs_dose_gy"]].copy()
+    for j, column in enumerate(c for c in frame if c.startswith("latent_")):
+        table[f"t1c__lesion__original_firstorder_Sign{j}"] = frame[column] + rng.normal(0, 0.5, 150)
+    for j in range(6):
+        table[f"flair__lesion__original_glcm_Noise{j}"] = rng.normal(size=150)
+    table.loc[::7, "age_years"] = np.nan  # imputed inside the folds
+    folder = tmp_path_factory.mktemp("bundle")
+    path = folder / "features.csv"
+    table.to_csv(path, index=False)
+    bundle = folder / "models" / "test-model"
+    metrics = train_from_features(
+        read_feature_table(path),
+        folder / "out",
+        models=("xgboost",),
+        sets=("combined",),
+        budget=SMALL,
+        track=False,
+        synthetic=True,
+        bundle=bundle,
+        bundle_name="test-model",
+    )
+    return path, bundle, metrics
+
+
+def test_bundle_round_trips_to_identical_predictions(trained):
+    path, bundle, metrics = trained
+    data = read_feature_table(path)
+    X = data.X[metrics["feature_sets"]["combined"]]
+    # The final model rebuilt by the same procedure, in memory, against the loaded bundle.
+    final = fit_tuned(X, data.y, data.groups, "xgboost", SMALL, final_seed(SMALL))
+    loaded = load_bundle(bundle)
+    np.testing.assert_array_equal(loaded.probability(data.X), final.probability(X))
+    assert loaded.threshold == final.threshold
+    assert loaded.meta["params"] == final.params
+    assert loaded.ensemble_probabilities(data.X).shape == (150, 3)
+    # Features the model does not use may be missing from a case; used ones may not.
+    unused = [c for c in loaded.input_features if c not in loaded.used_features]
+    np.testing.assert_array_equal(
+        loaded.probability(data.X.drop(columns=unused)), final.probability(X)
+    )
+    with pytest.raises(InputError, match="needed by the model"):
+        loaded.probability(data.X.drop(columns=loaded.used_features[0]))
+
+
+def test_bundle_holds_the_contract_and_no_identifiers(trained):
+    path, bundle, _metrics = trained
+    meta = verify_bundle(bundle)
+    assert meta["schema_version"] == SCHEMA_VERSION
+    assert meta["synthetic"] is True
+    assert meta["training"]["prevalence"] == pytest.approx(read_feature_table(path).y.mean())
+    assert meta["thresholds"]["rule"]["kind"] == "sensitivity"
+    assert meta["shap"]["background_rows"] == 0
+    assert set(meta["reference"]["features"]) == set(meta["features"]["used"])
+    assert meta["reference"]["cutoff"] > 0
+    assert (
+        meta["table_one"]["tumor"]["n_lesions"] + meta["table_one"]["necrosis"]["n_lesions"] == 150
+    )
+    assert "SYNTHETIC" in (bundle / "MODEL_CARD.md").read_text()
+    text = "".join(p.read_text(errors="ignore") for p in bundle.rglob("*") if p.is_file())
+    ids = pd.read_csv(path)[["lesion_id", "patient_id"]].to_numpy().ravel()
+    assert not [i for i in ids if str(i) in text]
+
+
+def _copy(bundle: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(bundle, target)
+    return target
+
+
+def test_changed_missing_and_extra_files_are_refused(trained, tmp_path):
+    _, bundle, _ = trained
+    copy = _copy(bundle, tmp_path)
+    meta = json.loads((copy / "bundle.json").read_text())
+    meta["thresholds"]["rule"]["value"] = 0.01
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    (copy / "ensemble" / "01.skops").unlink()
+    (copy / "notes.txt").write_text("hello")
+    with pytest.raises(InputError) as caught:
+        load_bundle(copy)
+    problems = caught.value.problems
+    assert len(problems) == 3
+    assert any("bundle.json: changed" in p for p in problems)
+    assert any("01.skops: missing" in p for p in problems)
+    assert any("notes.txt: not in the manifest" in p for p in problems)
+
+
+def test_other_schema_versions_and_foreign_types_are_refused(trained, tmp_path):
+    _, bundle, _ = trained
+    copy = _copy(bundle, tmp_path)
+    meta = json.loads((copy / "bundle.json").read_text())
+    meta["schema_version"] = SCHEMA_VERSION + 1
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    _rewrite_manifest(copy)
+    with pytest.raises(InputError, match="schema version 2"):
+        load_bundle(copy)
+
+    # A pipeline holding a type outside the allow-list is refused before it is loaded.
+    copy = _copy(bundle, tmp_path / "b")
+    sio.dump(Foreign(), copy / "pipeline.skops")
+    _rewrite_manifest(copy)
+    with pytest.raises(InputError, match="outside the bundle allow-list"):
+        load_bundle(copy)
+
+
+class Foreign(BaseEstimator):
+    """A type that no bundle writes: loading it would import and run this module."""
+
+
+def _rewrite_manifest(folder: Path) -> None:
+    import hashlib
+
+    lines = [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(folder).as_posix()}"
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_FILE
+    ]
+    (folder / MANIFEST_FILE).write_text("\n".join(lines) + "\n")
+
+
+def test_not_a_bundle(tmp_path):
+    with pytest.raises(InputError, match="not a model bundle folder"):
+        verify_bundle(tmp_path / "nothing")
+    with pytest.raises(InputError, match=r"MANIFEST\.sha256: missing"):
+        verify_bundle(tmp_path)
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_calibrator_round_trips_through_json(method):
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0.05, 0.95, 200)
+    y = (rng.uniform(size=200) < raw**2).astype(int)
+    calibrator = Calibrator(method).fit(raw, y)
+    again = Calibrator.from_dict(json.loads(json.dumps(calibrator.to_dict())))
+    grid = np.linspace(0, 1, 101)
+    np.testing.assert_array_equal(again.transform(grid), calibrator.transform(grid))
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "scale"),
+    [
+        ("xgboost", {"n_estimators": 30, "select_k": 4}, "logit"),
+        ("random_forest", {"n_estimators": 30, "select_k": 4}, "probability"),
+        ("elastic_net", {"select_k": 4, "C": 1.0, "l1_ratio": 0.5}, "logit"),
+    ],
+)
+def test_shap_values_add_up_to_the_model_output(model, params, scale):
+    """SHAP's local accuracy, without background rows: base + contributions = output."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(80, 7)), columns=[f"f{i}" for i in range(7)])
+    y = (X["f2"] + 0.5 * rng.normal(size=80) > 0).astype(int).to_numpy()
+    pipeline = make_pipeline(model, params, 0).fit(X, y)
+    values = shap_values(pipeline, X, model)
+    output = pipeline.predict_proba(X)[:, 1]
+    target = logit(output) if scale == "logit" else output
+    total = values.drop(columns="base").sum(axis=1) + values["base"]
+    np.testing.assert_allclose(total, target, atol=1e-4)
+    assert shap_summary(values)["feature"].iloc[0] == "f2"
+
+
+def test_ood_distance_flags_far_cases_and_cutoff_is_out_of_fold():
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(120, 5)), columns=list("abcde"))
+    groups = np.repeat(np.arange(60), 2)
+    reference = fit_reference_with_cutoff(X, groups)
+    d = distance(reference, X)
+    # About 1% of training-like lesions beyond the cut-off; a case 6 SD out is far beyond it.
+    assert (d > reference["cutoff"]).mean() <= 0.03
+    far = pd.DataFrame([[6.0, 0, 0, 0, 0]], columns=list("abcde"))
+    assert distance(reference, far)[0] > reference["cutoff"]
+    # A missing value counts as the training mean.
+    centre = pd.DataFrame([[np.nan] * 5], columns=list("abcde"))
+    assert distance(reference, centre)[0] == pytest.approx(0.0, abs=0.2)
+
+
+def test_table_one_aggregates():
+    table = pd.DataFrame({"age": [50, 60, 70, np.nan], "steroids": [1, 0, 1, 1]})
+    result = table_one(table, np.array([1, 1, 0, 0]), np.array(["a", "a", "b", "c"]), list(table))
+    assert result["tumor"]["n_patients"] == 1
+    assert result["tumor"]["covariates"]["age"]["median"] == 55
+    assert result["necrosis"]["covariates"]["age"]["n_missing"] == 1
+    assert format_entry(result["all"]["covariates"]["steroids"]) == "3 (75%)"
+    assert format_entry(result["all"]["covariates"]["age"]) == "60 (55–65); 1 missing"
