@@ -216,3 +216,56 @@ def test_table_one_aggregates():
     assert result["necrosis"]["covariates"]["age"]["n_missing"] == 1
     assert format_entry(result["all"]["covariates"]["steroids"]) == "3 (75%)"
     assert format_entry(result["all"]["covariates"]["age"]) == "60 (55–65); 1 missing"
+
+
+def test_features_not_robust_to_the_mask_are_dropped_in_training(tmp_path):
+    """With extraction's perturbation table beside the features, a feature that changes when
+    the mask moves (ICC well below 0.75) never reaches the model, however informative."""
+    rng = np.random.default_rng(5)
+    n = 90
+    y = rng.integers(0, 2, n)
+    ids = [f"L{i:03d}" for i in range(n)]
+    table = pd.DataFrame(
+        {
+            "lesion_id": ids,
+            "patient_id": [f"P{i // 2:03d}" for i in range(n)],
+            "pathology": np.where(y == 1, "tumor", "necrosis"),
+            "t1c__lesion__original_firstorder_Fragile": y + rng.normal(0, 0.3, n),
+            "t1c__lesion__original_firstorder_Robust": y + rng.normal(0, 0.8, n),
+            "t1c__lesion__original_glcm_Other": rng.normal(size=n),
+        }
+    )
+    rows = []
+    for i, lesion in enumerate(ids):
+        for j in range(3):
+            rows.append(
+                {
+                    "lesion_id": lesion,
+                    "perturbation": j,
+                    "perturbation_kind": "erode",
+                    # Fragile: a new value at each perturbation; the others barely move.
+                    "t1c__lesion__original_firstorder_Fragile": rng.normal(0.5, 0.6),
+                    "t1c__lesion__original_firstorder_Robust": table.iloc[i, 4]
+                    + rng.normal(0, 0.02),
+                    "t1c__lesion__original_glcm_Other": table.iloc[i, 5] + rng.normal(0, 0.02),
+                }
+            )
+    table.to_parquet(tmp_path / "features.parquet")
+    pd.DataFrame(rows).to_parquet(tmp_path / "features.perturb.parquet")
+    data = read_feature_table(tmp_path / "features.parquet")
+    assert data.perturbed is not None
+    metrics = train_from_features(
+        data,
+        tmp_path / "out",
+        models=("elastic_net",),
+        primary="elastic_net",
+        budget=SMALL,
+        track=False,
+        bundle=tmp_path / "bundle",
+    )
+    used = metrics["final_model"]["used_features"]
+    assert "t1c__lesion__original_firstorder_Fragile" not in used
+    assert "t1c__lesion__original_firstorder_Robust" in used
+    loaded = load_bundle(tmp_path / "bundle")
+    assert loaded.pipeline.named_steps["icc"].perturbed is None  # no rows travel with the model
+    assert loaded.probability(data.X).shape == (n,)

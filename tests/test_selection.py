@@ -17,7 +17,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from rnclassifier.modeling import selection
-from rnclassifier.modeling.pipeline import TopKSelector
 from rnclassifier.modeling.selection import ICCFilter, MRMRSelector, icc1, mrmr_ranking
 
 # Shrout & Fleiss 1979, Table 1: 6 targets (rows) rated by 4 judges (columns).
@@ -70,7 +69,6 @@ def test_mrmr_takes_the_independent_feature_where_top_f_takes_the_duplicate():
     X, y = duplicates_and_an_independent_feature()
     f, _ = f_classif(X, y)
     assert min(f[1], f[2]) > f[3] > f[0]  # the construction: both copies beat the weaker one
-    assert TopKSelector(2).fit(X, y).keep_.tolist() == [1, 2]
     mrmr = MRMRSelector(2).fit(X, y)
     assert mrmr.ranking_[0] == np.argmax(f)  # first pick: the largest relevance
     assert mrmr.ranking_[1] == 3

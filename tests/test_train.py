@@ -214,5 +214,9 @@ def test_experiment_is_tracked_in_mlflow_without_identifiers(table, tmp_path, mo
     assert not logged["patient_id"].str.startswith("SYN-").any()
     assert logged["patient_id"].str.len().eq(16).all()
     assert (artifacts / "report.html").exists()
+    # The declared primary's final model is registered under the experiment's name.
+    versions = client.search_model_versions("name='test'")
+    assert len(versions) == 1
+    assert versions[0].tags["role"] == "primary"
     # The same salt gives the same hashes on a rerun; the salt stays outside every output.
     assert (tmp_path / "salt").stat().st_mode & 0o777 == 0o600

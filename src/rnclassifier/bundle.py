@@ -46,7 +46,6 @@ MANIFEST_FILE = "MANIFEST.sha256"
 TRUSTED_TYPES = (
     "numpy.dtype",
     "rnclassifier.modeling.pipeline.CorrelationFilter",
-    "rnclassifier.modeling.pipeline.TopKSelector",
     "rnclassifier.modeling.selection.ICCFilter",
     "rnclassifier.modeling.selection.MRMRSelector",
     "sklearn.tree._tree.Tree",

@@ -22,7 +22,7 @@ from rnclassifier.evaluate import EvaluationInputs, evaluate_predictions
 from rnclassifier.features.naming import parse_feature_column
 from rnclassifier.modeling.feature_sets import DEFAULT_PRIMARY_SET, feature_sets
 from rnclassifier.modeling.nested import Budget, FittedModel, final_seed, fit_tuned, nested_cv
-from rnclassifier.modeling.pipeline import MODELS, used_features
+from rnclassifier.modeling.pipeline import MODELS, used_features, without_perturbations
 from rnclassifier.modeling.threshold import ThresholdRule, choose_threshold
 from rnclassifier.report.html import render_evaluation_html
 from rnclassifier.report.training import training_sections, tripod_items
@@ -44,6 +44,8 @@ class FeatureData:
     ids: np.ndarray
     #: The extraction sidecar when the table has one (settings, sequences, sites; no rows).
     provenance: dict[str, Any] | None = None
+    #: Extraction's per-lesion mask perturbations (`<table>.perturb.parquet`), for ICC filtering.
+    perturbed: pd.DataFrame | None = None
 
     def digest(self) -> str:
         """SHA-256 of the feature values and labels, the data hash of tracking and bundles."""
@@ -89,20 +91,36 @@ def read_feature_table(
         raise InputError(f"{path}: column {label} needs both tumour and necrosis lesions")
     if features.shape[1] == 0:
         raise InputError(f"{path}: no feature columns")
-    from rnclassifier.features.extract import sidecar_path
+    from rnclassifier.features.extract import perturb_path, sidecar_path
 
+    perturbed = None
+    if perturb_path(path).is_file():
+        perturbed = pd.read_parquet(perturb_path(path))
+        if id_column not in perturbed:
+            raise InputError(f"{perturb_path(path)}: missing column {id_column!r}")
+        perturbed[id_column] = perturbed[id_column].astype(str)
     provenance = None
     if sidecar_path(path).is_file():
         try:
             provenance = json.loads(sidecar_path(path).read_text())
         except ValueError:
             raise InputError(f"{sidecar_path(path)}: not valid JSON") from None
+    ids = table[id_column].astype(str)
+    duplicated = ids[ids.duplicated()]
+    if len(duplicated):
+        raise InputError(
+            f"{path}: row {i + 2}, column {id_column}: the same ID as an earlier row"
+            for i in duplicated.index
+        )
+    # Indexed by lesion ID: the ICC filter finds each training lesion's perturbations by it.
+    features.index = pd.Index(ids.to_numpy(), name=id_column)
     return FeatureData(
         features.astype(float),
         y.to_numpy(int),
         table[group].astype(str).to_numpy(),
-        table[id_column].astype(str).to_numpy(),
+        ids.to_numpy(),
         provenance,
+        perturbed,
     )
 
 
@@ -165,7 +183,9 @@ def train_from_features(
         for model in models:
             key = f"{model}/{feature_set}"
             X = data.X[available[feature_set]]
-            result = nested_cv(X, y, data.groups, model, budget, jobs=jobs)
+            result = nested_cv(
+                X, y, data.groups, model, budget, jobs=jobs, perturbed=data.perturbed
+            )
             if key == f"{primary}/{primary_set}":
                 primary_result = result
             probability = result.mean_probability(len(y))
@@ -212,7 +232,9 @@ def train_from_features(
         from rnclassifier.explain import SHAP_METHODS, shap_summary, shap_values
 
         # The final model: the same inner procedure as every outer fold, on all lesions.
-        final = fit_tuned(X_primary, y, data.groups, primary, budget, final_seed(budget))
+        final = fit_tuned(
+            X_primary, y, data.groups, primary, budget, final_seed(budget), data.perturbed
+        )
         shap = shap_summary(shap_values(final.pipeline, X_primary, primary))
         metrics["final_model"] = {
             "params": final.params,
@@ -286,7 +308,7 @@ def train_from_features(
             experiment=experiment,
             artifact_location=artifact_location,
             bundle=None if bundle is None or final is None else Path(bundle),
-            final_pipeline=None if final is None else final.pipeline,
+            final_pipeline=None if final is None else without_perturbations(final.pipeline),
         )
         write_json(out / "metrics.json", metrics)
     return metrics
@@ -369,8 +391,10 @@ def _bundle_contents(
     }
     return {
         "meta": meta,
-        "pipeline": final.pipeline,
+        "pipeline": without_perturbations(final.pipeline),
         "calibrator": final.calibrator,
-        "ensemble": [(member.pipeline, member.calibrator) for member in ensemble],
+        "ensemble": [
+            (without_perturbations(member.pipeline), member.calibrator) for member in ensemble
+        ],
         "model_card": model_card(meta),
     }

@@ -80,6 +80,7 @@ def nested_cv(
     budget: Budget | None = None,
     *,
     jobs: int = 1,
+    perturbed: pd.DataFrame | None = None,
 ) -> NestedResult:
     """Out-of-fold probabilities of `model` with hyperparameters tuned inside each outer fold."""
     budget = budget or Budget()
@@ -87,7 +88,7 @@ def nested_cv(
     groups = np.asarray(groups)
     splits = outer_splits(y, groups, budget)
     results = Parallel(n_jobs=jobs, prefer="processes")(
-        delayed(_outer_fold)(X, y, groups, model, budget, repeat, fold, train, test)
+        delayed(_outer_fold)(X, y, groups, model, budget, repeat, fold, train, test, perturbed)
         for repeat, fold, train, test in splits
     )
     predictions = pd.concat([r[0] for r in results], ignore_index=True)
@@ -121,17 +122,18 @@ def fit_tuned(
     model: str,
     budget: Budget,
     seed: int,
+    perturbed: pd.DataFrame | None = None,
 ) -> FittedModel:
     """Tune on grouped inner CV, calibrate and set the threshold on the inner out-of-fold
     predictions, then fit a fresh pipeline with the best parameters on all of `X`.
 
     The same procedure makes each outer fold's model and the final model."""
     y = np.asarray(y, int)
-    best = tune(X, y, groups, model, budget, seed)
-    inner = inner_oof(X, y, groups, model, best, budget, seed)
+    best = tune(X, y, groups, model, budget, seed, perturbed)
+    inner = inner_oof(X, y, groups, model, best, budget, seed, perturbed)
     calibrator = Calibrator(budget.calibration).fit(inner, y)
     threshold = choose_threshold(calibrator.transform(inner), y, budget.threshold_rule)
-    pipeline = make_pipeline(model, best, seed).fit(X, y)
+    pipeline = make_pipeline(model, best, seed, perturbed).fit(X, y)
     return FittedModel(pipeline, calibrator, threshold, best, inner)
 
 
@@ -150,9 +152,10 @@ def _outer_fold(
     fold: int,
     train: np.ndarray,
     test: np.ndarray,
+    perturbed: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any], FittedModel]:
     seed = budget.seed + 100 * repeat + fold
-    fitted = fit_tuned(X.iloc[train], y[train], groups[train], model, budget, seed)
+    fitted = fit_tuned(X.iloc[train], y[train], groups[train], model, budget, seed, perturbed)
     raw = fitted.pipeline.predict_proba(X.iloc[test])[:, 1]
     calibrated = fitted.calibrator.transform(raw)
     frame = pd.DataFrame(
@@ -188,12 +191,13 @@ def inner_oof(
     params: dict[str, Any],
     budget: Budget,
     seed: int,
+    perturbed: pd.DataFrame | None = None,
 ) -> np.ndarray:
     """Grouped inner-CV out-of-fold probabilities of the chosen parameters (training part)."""
     out = np.full(len(y), np.nan)
     splitter = StratifiedGroupKFold(budget.inner_folds, shuffle=True, random_state=seed + 7)
     for train, test in splitter.split(np.zeros(len(y)), y, groups):
-        pipeline = make_pipeline(model, params, seed).fit(X.iloc[train], y[train])
+        pipeline = make_pipeline(model, params, seed, perturbed).fit(X.iloc[train], y[train])
         out[test] = pipeline.predict_proba(X.iloc[test])[:, 1]
     return out
 
@@ -205,6 +209,7 @@ def tune(
     model: str,
     budget: Budget,
     seed: int,
+    perturbed: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Best parameters by grouped inner-CV AUC (optuna TPE, seeded, sequential)."""
     inner = list(
@@ -217,7 +222,7 @@ def tune(
         params = suggest(model, trial, X.shape[1])
         scores = []
         for train, test in inner:
-            pipeline = make_pipeline(model, params, seed).fit(X.iloc[train], y[train])
+            pipeline = make_pipeline(model, params, seed, perturbed).fit(X.iloc[train], y[train])
             scores.append(auc(y[test], pipeline.predict_proba(X.iloc[test])[:, 1]))
         return float(np.nanmean(scores))
 

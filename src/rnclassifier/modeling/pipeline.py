@@ -1,18 +1,22 @@
-"""The pipeline fitted inside every fold: impute, drop near-constant and redundant features,
-scale, select, classify. A scikit-learn `Pipeline`, so `clone` and CV cannot leak."""
+"""The pipeline fitted inside every fold: drop features that are not robust to the mask (ICC),
+impute, drop near-constant and redundant features, scale, select (mRMR), classify. A scikit-learn
+`Pipeline`, so `clone` and CV cannot leak."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.feature_selection import VarianceThreshold, f_classif
+from sklearn.feature_selection import VarianceThreshold
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+
+from rnclassifier.modeling.selection import ICCFilter, MRMRSelector
 
 MODELS = ("xgboost", "elastic_net", "random_forest")
 
@@ -77,50 +81,40 @@ def make_estimator(name: str, params: dict[str, Any], seed: int) -> Any:
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
 
 
-def make_pipeline(name: str, params: dict[str, Any], seed: int = 0) -> Pipeline:
-    """`params` holds the model's parameters plus `select_k` and `correlation_threshold`."""
+def make_pipeline(
+    name: str,
+    params: dict[str, Any],
+    seed: int = 0,
+    perturbed: pd.DataFrame | None = None,
+) -> Pipeline:
+    """`params` holds the model's parameters plus `select_k` and `correlation_threshold`.
+
+    With `perturbed` (extraction's per-lesion mask perturbations), the first step drops features
+    whose ICC on the training lesions is below 0.75; X must then be indexed by lesion ID. Before
+    saving a fitted pipeline, `without_perturbations` removes that table from it."""
     params = dict(params)
     k = params.pop("select_k", "all")
     threshold = params.pop("correlation_threshold", 0.95)
     return Pipeline(
         [
+            ("icc", ICCFilter(perturbed)),
             ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
             ("constant", VarianceThreshold(1e-10)),
             ("decorrelate", CorrelationFilter(threshold)),
             ("scale", StandardScaler()),
-            ("select", TopKSelector(k)),
+            ("select", MRMRSelector(k)),
             ("model", make_estimator(name, params, seed)),
         ]
     )
 
 
-class TopKSelector(TransformerMixin, BaseEstimator):
-    """Keep the k features with the largest ANOVA F against the label (all when fewer remain).
-
-    Supervised, so it is fitted inside each training fold with the rest of the pipeline.
-    """
-
-    def __init__(self, k: int | str = 10) -> None:
-        self.k = k
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> TopKSelector:
-        X = np.asarray(X, float)
-        n = X.shape[1]
-        if self.k == "all" or self.k >= n:
-            self.keep_ = np.arange(n)
-            return self
-        scores, _ = f_classif(X, y)
-        scores = np.nan_to_num(scores, nan=-np.inf)
-        self.keep_ = np.sort(np.argsort(-scores, kind="stable")[: int(self.k)])
-        return self
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X, float)[:, self.keep_]
-
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        return _names_out(self, input_features)
-
-
 def used_features(pipeline: Pipeline) -> list[str]:
     """The input columns a fitted pipeline's model actually reads, in the model's order."""
     return [str(name) for name in pipeline[:-1].get_feature_names_out()]
+
+
+def without_perturbations(pipeline: Pipeline) -> Pipeline:
+    """The fitted pipeline minus the perturbation table it was given (transform does not need
+    it): what a bundle saves, so that no lesion's feature values travel with a model."""
+    pipeline.set_params(icc__perturbed=None)
+    return pipeline
