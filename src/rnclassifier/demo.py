@@ -78,6 +78,9 @@ def run_demo(
         tracking_uri=f"sqlite:///{(out / 'mlflow.db').resolve()}",
         experiment="rnclassifier-demo",
         artifact_location=(out / "mlartifacts").resolve().as_uri(),
+        bundle=out / "models" / "demo-synthetic",
+        bundle_name="demo-synthetic",
+        overwrite_bundle=True,
     )
     for name, entry in metrics["models"].items():
         a = entry["auc"]
@@ -111,8 +114,12 @@ def run_demo(
         f"{evaluation['radiologists']['on_read_lesions']['specificity']['estimate']:.2f}"
     )
     yield (
-        f"mlflow: runs in {out / 'mlflow.db'}; not built yet: the model bundle (#6), score (#7), "
-        "validate (#8)"
+        f"bundle: {metrics['bundle']} (the primary's final model, model card inside; "
+        f"threshold {metrics['final_model']['threshold']:.2f})"
+    )
+    yield (
+        f"mlflow: runs and the registered model in {out / 'mlflow.db'}; not built yet: "
+        "score (#7), validate (#8)"
     )
 
 
