@@ -220,3 +220,21 @@ def test_experiment_is_tracked_in_mlflow_without_identifiers(table, tmp_path, mo
     assert versions[0].tags["role"] == "primary"
     # The same salt gives the same hashes on a rerun; the salt stays outside every output.
     assert (tmp_path / "salt").stat().st_mode & 0o777 == 0o600
+
+
+def test_optuna_storage_resumes_per_outer_fold(table, tmp_path):
+    """With a storage URL each outer fold keeps its study: a rerun adds only missing trials."""
+    import optuna
+
+    data = read_feature_table(table)
+    X = data.X.iloc[:, :6]
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    first = nested_cv(X, data.y, data.groups, "elastic_net", SMALL, storage=url, study_prefix="t")
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(url))
+    assert names == ["t/repeat-0/fold-0", "t/repeat-0/fold-1", "t/repeat-0/fold-2"]
+    again = nested_cv(X, data.y, data.groups, "elastic_net", SMALL, storage=url, study_prefix="t")
+    pd.testing.assert_frame_equal(first.predictions, again.predictions)  # nothing re-run
+    longer = Budget(**{**SMALL.__dict__, "trials": 5})
+    nested_cv(X, data.y, data.groups, "elastic_net", longer, storage=url, study_prefix="t")
+    counts = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(url)}
+    assert set(counts.values()) == {5}  # 3 kept + 2 added per fold

@@ -312,6 +312,11 @@ def default_cache_dir() -> Path:
 )
 @click.option("--no-bundle", is_flag=True, help="Do not build the final model and bundle.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle folder.")
+@click.option(
+    "--optuna-storage",
+    help="Optuna storage URL (e.g. sqlite:///studies.db, postgresql://...): resumable studies, "
+    "shared by workers on several machines; not bit-reproducible. Default: in memory.",
+)
 def train(
     features: Path | None,
     config: Path | None,
@@ -340,6 +345,7 @@ def train(
     name: str | None,
     no_bundle: bool,
     force: bool,
+    optuna_storage: str | None,
 ) -> None:
     """Nested, patient-grouped cross-validated training of models on a feature table; the
     primary's final model goes to a model bundle."""
@@ -361,6 +367,8 @@ def train(
             bundle=bundle,
             build_bundle=not no_bundle,
             overwrite_bundle=force,
+            optuna_storage=optuna_storage,
+            progress=sys.stderr.isatty(),
         )
         _print_training_summary(metrics, out)
         return
@@ -397,6 +405,8 @@ def train(
         else bundle or Path("models") / (name or features.stem),
         bundle_name=name or features.stem,
         overwrite_bundle=force,
+        optuna_storage=optuna_storage,
+        progress=sys.stderr.isatty(),
     )
     _print_training_summary(metrics, out)
 

@@ -81,6 +81,7 @@ def run_demo(
         bundle=out / "models" / "demo-synthetic",
         bundle_name="demo-synthetic",
         overwrite_bundle=True,
+        progress=progress,
     )
     for name, entry in metrics["models"].items():
         a = entry["auc"]

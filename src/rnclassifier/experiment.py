@@ -91,6 +91,8 @@ def run_experiment(
     bundle: str | Path | None = None,
     build_bundle: bool = True,
     overwrite_bundle: bool = False,
+    optuna_storage: str | None = None,
+    progress: bool = False,
 ) -> tuple[dict, Path]:
     """Run the study a config declares; results go to `out` (default: `results/` beside it),
     the primary's bundle to `bundle` (default: `models/<name>`)."""
@@ -138,5 +140,7 @@ def run_experiment(
         bundle=(bundle or Path("models") / settings.name) if build_bundle else None,
         bundle_name=settings.name,
         overwrite_bundle=overwrite_bundle,
+        optuna_storage=optuna_storage,
+        progress=progress,
     )
     return metrics, out

@@ -144,11 +144,14 @@ def train_from_features(
     bundle: str | Path | None = None,
     bundle_name: str = "rnclassifier",
     overwrite_bundle: bool = False,
+    optuna_storage: str | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Nested CV of each model on each feature set; the primary (model, feature set) is declared
     before the run and reported whatever its rank. Writes `metrics.json`, `predictions.csv` and
     `report.html`, and the primary's model bundle to `bundle` when given (not for a
-    permuted-label run, whose model means nothing)."""
+    permuted-label run, whose model means nothing). `optuna_storage` keeps each outer fold's
+    study in a database (resumable, shareable by workers; not bit-reproducible)."""
     unknown = [m for m in models if m not in MODELS]
     if unknown or primary not in models:
         raise InputError(
@@ -178,13 +181,26 @@ def train_from_features(
             "pathology": np.where(y == 1, POSITIVE_CLASS, NEGATIVE_CLASS),
         }
     )
+    # Optuna study names: the same experiment on the same data resumes the same studies.
+    study_prefix = f"{experiment}/{data.digest()[:12]}/seed-{budget.seed}" + (
+        "/permuted" if permute_labels else ""
+    )
     summary = {}
     for feature_set in sets:
         for model in models:
             key = f"{model}/{feature_set}"
             X = data.X[available[feature_set]]
             result = nested_cv(
-                X, y, data.groups, model, budget, jobs=jobs, perturbed=data.perturbed
+                X,
+                y,
+                data.groups,
+                model,
+                budget,
+                jobs=jobs,
+                perturbed=data.perturbed,
+                storage=optuna_storage,
+                study_prefix=f"{study_prefix}/{key}",
+                progress=key if progress else None,
             )
             if key == f"{primary}/{primary_set}":
                 primary_result = result
@@ -223,6 +239,8 @@ def train_from_features(
         "synthetic": synthetic,
         "permuted_labels": permute_labels,
         "budget": dataclasses.asdict(budget),
+        # The backend only: a database URL can hold a password.
+        "optuna_storage": optuna_storage.split(":", 1)[0] if optuna_storage else "in-memory",
         "models": summary,
         "primary_evaluation": evaluation,
     }
@@ -233,7 +251,15 @@ def train_from_features(
 
         # The final model: the same inner procedure as every outer fold, on all lesions.
         final = fit_tuned(
-            X_primary, y, data.groups, primary, budget, final_seed(budget), data.perturbed
+            X_primary,
+            y,
+            data.groups,
+            primary,
+            budget,
+            final_seed(budget),
+            data.perturbed,
+            optuna_storage,
+            f"{study_prefix}/{primary_key}/final",
         )
         shap = shap_summary(shap_values(final.pipeline, X_primary, primary))
         metrics["final_model"] = {

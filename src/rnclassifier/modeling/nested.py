@@ -17,6 +17,7 @@ import optuna
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
+from tqdm.auto import tqdm
 
 from rnclassifier.modeling.pipeline import make_pipeline
 from rnclassifier.modeling.spaces import suggest
@@ -81,15 +82,23 @@ def nested_cv(
     *,
     jobs: int = 1,
     perturbed: pd.DataFrame | None = None,
+    storage: str | None = None,
+    study_prefix: str = "rnclassifier",
+    progress: str | None = None,
 ) -> NestedResult:
     """Out-of-fold probabilities of `model` with hyperparameters tuned inside each outer fold."""
     budget = budget or Budget()
     y = np.asarray(y, int)
     groups = np.asarray(groups)
     splits = outer_splits(y, groups, budget)
-    results = Parallel(n_jobs=jobs, prefer="processes")(
-        delayed(_outer_fold)(X, y, groups, model, budget, repeat, fold, train, test, perturbed)
+    tasks = Parallel(n_jobs=jobs, prefer="processes", return_as="generator")(
+        delayed(_outer_fold)(
+            X, y, groups, model, budget, repeat, fold, train, test, perturbed, storage, study_prefix
+        )
         for repeat, fold, train, test in splits
+    )
+    results = list(
+        tqdm(tasks, total=len(splits), desc=progress, unit="fold", disable=progress is None)
     )
     predictions = pd.concat([r[0] for r in results], ignore_index=True)
     return NestedResult(
@@ -123,13 +132,15 @@ def fit_tuned(
     budget: Budget,
     seed: int,
     perturbed: pd.DataFrame | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
 ) -> FittedModel:
     """Tune on grouped inner CV, calibrate and set the threshold on the inner out-of-fold
     predictions, then fit a fresh pipeline with the best parameters on all of `X`.
 
     The same procedure makes each outer fold's model and the final model."""
     y = np.asarray(y, int)
-    best = tune(X, y, groups, model, budget, seed, perturbed)
+    best = tune(X, y, groups, model, budget, seed, perturbed, storage, study_name)
     inner = inner_oof(X, y, groups, model, best, budget, seed, perturbed)
     calibrator = Calibrator(budget.calibration).fit(inner, y)
     threshold = choose_threshold(calibrator.transform(inner), y, budget.threshold_rule)
@@ -153,9 +164,21 @@ def _outer_fold(
     train: np.ndarray,
     test: np.ndarray,
     perturbed: pd.DataFrame | None = None,
+    storage: str | None = None,
+    study_prefix: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any], FittedModel]:
     seed = budget.seed + 100 * repeat + fold
-    fitted = fit_tuned(X.iloc[train], y[train], groups[train], model, budget, seed, perturbed)
+    fitted = fit_tuned(
+        X.iloc[train],
+        y[train],
+        groups[train],
+        model,
+        budget,
+        seed,
+        perturbed,
+        storage,
+        f"{study_prefix}/repeat-{repeat}/fold-{fold}",
+    )
     raw = fitted.pipeline.predict_proba(X.iloc[test])[:, 1]
     calibrated = fitted.calibrator.transform(raw)
     frame = pd.DataFrame(
@@ -210,8 +233,15 @@ def tune(
     budget: Budget,
     seed: int,
     perturbed: pd.DataFrame | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
 ) -> dict[str, Any]:
-    """Best parameters by grouped inner-CV AUC (optuna TPE, seeded, sequential)."""
+    """Best parameters by grouped inner-CV AUC (optuna TPE, seeded, sequential).
+
+    With an optuna `storage` URL (SQLite, PostgreSQL, ...) the study is named and kept there:
+    an interrupted run resumes with the trials still missing, and workers on several machines
+    can share it. Either way the sampler's history differs from one uninterrupted run, so that
+    mode is not bit-reproducible; the default in-memory study is."""
     inner = list(
         StratifiedGroupKFold(budget.inner_folds, shuffle=True, random_state=seed).split(
             np.zeros(len(y)), y, groups
@@ -227,8 +257,22 @@ def tune(
         return float(np.nanmean(scores))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(objective, n_trials=budget.trials)
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        storage=storage,
+        study_name=study_name if storage else None,
+        load_if_exists=storage is not None,
+    )
+    done = (optuna.trial.TrialState.COMPLETE,)
+    remaining = budget.trials - len(study.get_trials(deepcopy=False, states=done))
+    if remaining > 0:
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            # Shared by several workers: stop when the study as a whole has its trials.
+            callbacks=[optuna.study.MaxTrialsCallback(budget.trials, states=done)],
+        )
     best = dict(study.best_params)
     # Parameters the search space fixed rather than suggested are rebuilt by `suggest`.
     return suggest(model, optuna.trial.FixedTrial(best), X.shape[1])
