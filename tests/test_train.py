@@ -229,12 +229,12 @@ def test_optuna_storage_resumes_per_outer_fold(table, tmp_path):
     data = read_feature_table(table)
     X = data.X.iloc[:, :6]
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    first = nested_cv(X, data.y, data.groups, "elastic_net", SMALL, storage=url, study_prefix="t")
+    first = nested_cv(X, data.y, data.groups, "xgboost", SMALL, storage=url, study_prefix="t")
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(url))
     assert names == ["t/repeat-0/fold-0", "t/repeat-0/fold-1", "t/repeat-0/fold-2"]
-    again = nested_cv(X, data.y, data.groups, "elastic_net", SMALL, storage=url, study_prefix="t")
+    again = nested_cv(X, data.y, data.groups, "xgboost", SMALL, storage=url, study_prefix="t")
     pd.testing.assert_frame_equal(first.predictions, again.predictions)  # nothing re-run
     longer = Budget(**{**SMALL.__dict__, "trials": 5})
-    nested_cv(X, data.y, data.groups, "elastic_net", longer, storage=url, study_prefix="t")
+    nested_cv(X, data.y, data.groups, "xgboost", longer, storage=url, study_prefix="t")
     counts = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(url)}
     assert set(counts.values()) == {5}  # 3 kept + 2 added per fold

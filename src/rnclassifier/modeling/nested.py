@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
 from rnclassifier.modeling.pipeline import make_pipeline
-from rnclassifier.modeling.spaces import suggest
+from rnclassifier.modeling.spaces import grid, n_trials, suggest
 from rnclassifier.modeling.threshold import Calibrator, ThresholdRule, choose_threshold
 from rnclassifier.stats.discrimination import auc
 
@@ -257,21 +257,28 @@ def tune(
         return float(np.nanmean(scores))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    fixed = grid(model, X.shape[1])
+    sampler = (
+        optuna.samplers.TPESampler(seed=seed)
+        if fixed is None
+        else optuna.samplers.GridSampler(fixed, seed=seed)
+    )
+    trials = n_trials(model, budget.trials, X.shape[1])
     study = optuna.create_study(
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=sampler,
         storage=storage,
         study_name=study_name if storage else None,
         load_if_exists=storage is not None,
     )
     done = (optuna.trial.TrialState.COMPLETE,)
-    remaining = budget.trials - len(study.get_trials(deepcopy=False, states=done))
+    remaining = trials - len(study.get_trials(deepcopy=False, states=done))
     if remaining > 0:
         study.optimize(
             objective,
             n_trials=remaining,
             # Shared by several workers: stop when the study as a whole has its trials.
-            callbacks=[optuna.study.MaxTrialsCallback(budget.trials, states=done)],
+            callbacks=[optuna.study.MaxTrialsCallback(trials, states=done)],
         )
     best = dict(study.best_params)
     # Parameters the search space fixed rather than suggested are rebuilt by `suggest`.

@@ -1,4 +1,7 @@
-"""Hyperparameter search spaces (optuna) for each model; the selector's size is tuned too."""
+"""Hyperparameter search spaces (optuna) for each model; the selector's size is tuned too.
+
+xgboost, the primary by default, gets a TPE search over its space; the baselines a small fixed
+grid (issue #6), searched exhaustively with optuna's GridSampler through the same `suggest`."""
 
 from __future__ import annotations
 
@@ -37,3 +40,36 @@ def suggest(name: str, trial: optuna.Trial, n_features: int) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown model {name!r}")
     return params
+
+
+#: The baselines' fixed grids; `select_k` values above the number of features are clipped.
+GRIDS: dict[str, dict[str, list[Any]]] = {
+    "elastic_net": {"select_k": [5, 15, 40], "C": [0.01, 0.1, 1.0], "l1_ratio": [0.2, 0.8]},
+    "random_forest": {
+        "select_k": [10, 40],
+        "n_estimators": [200],
+        "max_depth": [3, 6],
+        "min_samples_leaf": [2, 5],
+    },
+}
+
+
+def grid(name: str, n_features: int) -> dict[str, list[Any]] | None:
+    """The model's fixed grid for this many features, or None for a TPE search."""
+    if name not in GRIDS:
+        return None
+    upper = max(2, min(60, n_features))
+    fixed = dict(GRIDS[name])
+    fixed["select_k"] = sorted({min(k, upper) for k in fixed["select_k"]})
+    return fixed
+
+
+def n_trials(name: str, budget_trials: int, n_features: int) -> int:
+    """TPE trials from the budget; a grid is searched in full."""
+    fixed = grid(name, n_features)
+    if fixed is None:
+        return budget_trials
+    size = 1
+    for values in fixed.values():
+        size *= len(values)
+    return size

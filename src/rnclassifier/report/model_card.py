@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rnclassifier.report.html import INTENDED_USE, ci
+from rnclassifier.report.training import search_text
 
 
 def model_card(meta: dict[str, Any]) -> str:
@@ -36,7 +37,8 @@ def model_card(meta: dict[str, Any]) -> str:
         f"- {meta['model']} on the `{meta['feature_set']}` feature set "
         f"({len(meta['features']['input'])} candidate features, {len(meta['features']['used'])} "
         "used by the final model); primary model declared before training.",
-        f"- Tuned by {budget['trials']} optuna trials on {budget['inner_folds']}-fold "
+        f"- Tuned by {search_text(meta['model'], budget['trials'])} on "
+        f"{budget['inner_folds']}-fold "
         "patient-grouped CV; calibrated "
         f"({budget['calibration']}) and thresholded on grouped out-of-fold probabilities.",
         f"- Threshold: {rule['value']:.3f} (rule: "

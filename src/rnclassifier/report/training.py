@@ -11,6 +11,15 @@ from rnclassifier.report.html import _environment, ci
 from rnclassifier.stats.descriptive import format_entry
 
 
+def search_text(model: str, trials: int) -> str:
+    """'30 optuna TPE trials' or 'a fixed grid of up to 18 settings'."""
+    from rnclassifier.modeling.spaces import grid, n_trials
+
+    if grid(model, 60) is None:
+        return f"{trials} optuna TPE trials"
+    return f"a fixed grid of up to {n_trials(model, trials, 60)} settings"
+
+
 def rule_text(rule: dict[str, Any]) -> str:
     if rule["kind"] == "sensitivity":
         return f"tumour sensitivity target {rule['target']:g}"
@@ -112,8 +121,9 @@ def tripod_items(
             "Validation scheme",
             f"nested cross-validation grouped by patient: outer {budget['outer_folds']} folds x "
             f"{budget['repeats']} repeats (stratified group k-fold), inner "
-            f"{budget['inner_folds']}-fold grouped CV with {budget['trials']} optuna TPE trials "
-            f"(seed {budget['seed']}); internal validation only",
+            f"{budget['inner_folds']}-fold grouped CV tuning the primary by "
+            f"{search_text(primary['model'], budget['trials'])} (seed {budget['seed']}); "
+            "internal validation only",
         ),
         (
             "Model and predictors",
