@@ -238,3 +238,38 @@ def test_optuna_storage_resumes_per_outer_fold(table, tmp_path):
     nested_cv(X, data.y, data.groups, "xgboost", longer, storage=url, study_prefix="t")
     counts = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(url)}
     assert set(counts.values()) == {5}  # 3 kept + 2 added per fold
+
+
+def test_nothing_fitted_sees_its_outer_test_fold(table, monkeypatch):
+    """A spy on every pipeline fit: no fit inside an outer fold (tuning trials, inner
+    out-of-fold models for calibration and threshold, the refit) sees a patient of that fold's
+    test part."""
+    import rnclassifier.modeling.nested as nested
+
+    data = read_feature_table(table)
+    patient = dict(zip(data.X.index, data.groups, strict=True))
+    current: dict[str, set] = {}
+    seen: list[tuple[set, set]] = []
+    outer_fold, make_pipeline = nested._outer_fold, nested.make_pipeline
+
+    def spying_outer_fold(X, y, groups, model, budget, repeat, fold, train, test, *rest):
+        current["test"] = {patient[i] for i in X.index[test]}
+        return outer_fold(X, y, groups, model, budget, repeat, fold, train, test, *rest)
+
+    def spying_make_pipeline(*args, **kwargs):
+        pipeline = make_pipeline(*args, **kwargs)
+        fit = pipeline.fit
+
+        def spy(X, y=None, **params):
+            seen.append((current["test"], {patient[i] for i in X.index}))
+            return fit(X, y, **params)
+
+        pipeline.fit = spy
+        return pipeline
+
+    monkeypatch.setattr(nested, "_outer_fold", spying_outer_fold)
+    monkeypatch.setattr(nested, "make_pipeline", spying_make_pipeline)
+    nested_cv(data.X, data.y, data.groups, "xgboost", SMALL, jobs=1)
+    # 3 outer folds x (3 trials x 2 inner folds + 2 inner out-of-fold fits + 1 refit)
+    assert len(seen) == 3 * (3 * 2 + 2 + 1)
+    assert all(test and fitted and not test & fitted for test, fitted in seen)
