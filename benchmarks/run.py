@@ -1,6 +1,6 @@
 """Benchmarks in one command, each against a named baseline measured in the same run.
 
-    .venv/bin/python benchmarks/run.py [--jobs 2] [--repeats 3] [--lesions 82]
+    .venv/bin/python benchmarks/run.py [--jobs 2] [--repeats 3] [--lesions 82] [--only ...]
 
 extraction (issue #4), on the synthetic seed cohort (made on first use in benchmarks/.data):
 - cold: `rnclassifier extract` with a plain pyradiomics parameter file and an empty cache,
@@ -9,6 +9,14 @@ extraction (issue #4), on the synthetic seed cohort (made on first use in benchm
 - warm: the same `rnclassifier extract` again with the cache filled, against the cold run.
   Goal: ratio <= 0.05.
 Times are wall-clock medians of `--repeats` runs of the whole command (start-up included).
+
+training (issue #6), on the same cohort's light-profile features (extracted on first use):
+- the default experiment (experiments/seed-synthetic: 3 models x 5 feature sets, outer 5 x 2,
+  inner 3, 30 xgboost trials, final model and bundle), once, against the 600 s it must fit in.
+  Goal: ratio <= 1.0. Prints each model's nested-CV AUC beside the generator's oracle AUC.
+- the primary alone (xgboost / combined) with `--jobs 2` against `--jobs 1`. Goal: <= 0.6.
+
+    .venv/bin/python benchmarks/run.py --only training
 """
 
 from __future__ import annotations
@@ -109,13 +117,77 @@ def extraction(args: argparse.Namespace) -> list[tuple[str, float, float, str]]:
     ]
 
 
+def features(lesions: int, jobs: int) -> Path:
+    out = DATA / f"seed-{lesions}-light.parquet"
+    if not out.exists():
+        run([str(BIN / "rnclassifier"), "extract", "--cohort", str(cohort(lesions)), "--params",
+             str(ROOT / "configs" / "extraction" / "light.yaml"), "--out", str(out), "--jobs",
+             str(jobs)])
+    return out
+
+
+def oracle_auc(lesions: int) -> dict[str, float]:
+    import pandas as pd
+
+    from rnclassifier.stats.discrimination import auc
+
+    oracle = pd.read_csv(cohort(lesions).parent / "oracle.csv")
+    y = (oracle["pathology"] == "tumor").to_numpy(int)
+    return {column: auc(y, oracle[column].to_numpy()) for column in
+            ("oracle_p_tumor", "oracle_p_tumor_clinical", "oracle_p_tumor_image")}
+
+
+def training(args: argparse.Namespace) -> list[tuple[str, float, float, str]]:
+    import json
+
+    table = features(args.lesions, args.jobs)
+    work = Path(tempfile.mkdtemp(prefix="rnc-bench-train-"))
+    config = yaml.safe_load((ROOT / "experiments" / "seed-synthetic" / "experiment.yaml")
+                            .read_text())
+    config["data"]["features"] = str(table)
+    (work / "experiment.yaml").write_text(yaml.safe_dump(config))
+    train = [str(BIN / "rnclassifier"), "train", "--no-mlflow"]
+    print(f"training: default experiment on {args.lesions} lesions, jobs {args.jobs}")
+    full = median_time("default experiment (15 models + bundle)",
+                       [*train, "--config", str(work / "experiment.yaml"), "--out",
+                        str(work / "full"), "--bundle", str(work / "bundle"), "--jobs",
+                        str(args.jobs)], 1)
+    primary = [*train, "--features", str(table), "--model", "xgboost", "--feature-set",
+               "combined", "--no-bundle"]
+    one = median_time("primary only, --jobs 1 (baseline)",
+                      [*primary, "--out", str(work / "p1"), "--jobs", "1"], 1)
+    two = median_time(f"primary only, --jobs {args.jobs}",
+                      [*primary, "--out", str(work / "p2"), "--jobs", str(args.jobs)], 1)
+    metrics = json.loads((work / "full" / "metrics.json").read_text())
+    print("\n  nested-CV AUC (95% CI, patient bootstrap)")
+    for key, entry in metrics["models"].items():
+        a = entry["auc"]
+        rule = entry["at_threshold_rule"]["sensitivity"]
+        print(f"  {key:<30} {a['estimate']:.3f} ({a['low']:.3f}-{a['high']:.3f})"
+              f"   sensitivity at rule {rule['estimate']:.2f} "
+              f"({rule['ci'][0]:.2f}-{rule['ci'][1]:.2f})"
+              + ("   PRIMARY" if entry["primary"] else ""))
+    for name, value in oracle_auc(args.lesions).items():
+        print(f"  generator {name:<28} {value:.3f}")
+    shutil.rmtree(work, ignore_errors=True)
+    return [
+        ("default experiment / 600 s budget", full, 600.0, "<= 1.0"),
+        (f"primary jobs {args.jobs} / jobs 1", two, one, "<= 0.6"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lesions", type=int, default=82)
+    parser.add_argument("--only", choices=["extraction", "training"], default=None)
     args = parser.parse_args()
-    results = extraction(args)
+    results = []
+    if args.only in (None, "extraction"):
+        results += extraction(args)
+    if args.only in (None, "training"):
+        results += training(args)
     print("\nratio                                   value   goal")
     for name, value, base, goal in results:
         print(f"{name:<38} {value / base:6.3f}   {goal}")
