@@ -269,3 +269,84 @@ def test_features_not_robust_to_the_mask_are_dropped_in_training(tmp_path):
     loaded = load_bundle(tmp_path / "bundle")
     assert loaded.pipeline.named_steps["icc"].perturbed is None  # no rows travel with the model
     assert loaded.probability(data.X).shape == (n,)
+
+
+def test_combat_harmonised_model_round_trips_and_needs_a_seen_site(tmp_path):
+    """Site shifts on the radiomics features; ComBat inside the folds; the bundle scores only
+    lesions from sites it has seen."""
+    rng = np.random.default_rng(8)
+    n = 90
+    y = rng.integers(0, 2, n)
+    sites = np.array(["A", "B", "C"])[rng.integers(0, 3, n)]
+    shift = {"A": 0.0, "B": 3.0, "C": -2.0}
+    table = pd.DataFrame(
+        {
+            "lesion_id": [f"L{i:03d}" for i in range(n)],
+            "patient_id": [f"P{i:03d}" for i in range(n)],
+            "pathology": np.where(y == 1, "tumor", "necrosis"),
+            "site": sites,
+            "age_years": rng.normal(60, 8, n),
+        }
+    )
+    for j in range(4):
+        table[f"t1c__lesion__original_firstorder_F{j}"] = (
+            (j == 0) * y + rng.normal(0, 1, n) + np.array([shift[s] for s in sites])
+        )
+    table.to_csv(tmp_path / "features.csv", index=False)
+    data = read_feature_table(tmp_path / "features.csv")
+    assert list(np.unique(data.sites)) == ["A", "B", "C"]
+    assert "site" not in data.X.columns  # never a predictor
+    metrics = train_from_features(
+        data,
+        tmp_path / "out",
+        models=("elastic_net",),
+        primary="elastic_net",
+        budget=SMALL,
+        track=False,
+        bundle=tmp_path / "bundle",
+        harmonise=True,
+    )
+    assert metrics["harmonisation"] == "combat by site"
+    loaded = load_bundle(tmp_path / "bundle")
+    assert loaded.meta["sites"] == {
+        "A": int((sites == "A").sum()),
+        "B": int((sites == "B").sum()),
+        "C": int((sites == "C").sum()),
+    }
+    p = loaded.probability(data.X, sites=data.sites)
+    assert np.all((p > 0) & (p < 1))
+    assert loaded.pipeline.named_steps["combat"].sites is not None  # set for this call only
+    with pytest.raises(InputError, match="give the site"):
+        loaded.probability(data.X)
+    with pytest.raises(InputError, match="site 'D': not seen in training"):
+        loaded.probability(data.X.iloc[:1], sites=["D"])
+
+
+def test_combat_needs_sites(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "lesion_id": ["a", "b", "c", "d"],
+            "patient_id": ["1", "2", "3", "4"],
+            "pathology": ["tumor", "necrosis", "tumor", "necrosis"],
+            "x": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(InputError, match="needs each lesion's site"):
+        train_from_features(
+            read_feature_table(tmp_path / "t.csv"),
+            tmp_path / "o",
+            budget=SMALL,
+            track=False,
+            harmonise=True,
+        )
+    frame["site"] = ["A", "", "B", "B"]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(InputError, match="row 3, column site: empty"):
+        train_from_features(
+            read_feature_table(tmp_path / "t.csv"),
+            tmp_path / "o",
+            budget=SMALL,
+            track=False,
+            harmonise=True,
+        )

@@ -123,7 +123,7 @@ def test_train_writes_metrics_predictions_and_report(table, tmp_path):
 
 def test_feature_table_errors(table, tmp_path):
     frame = pd.read_csv(table)
-    frame["site"] = "a"
+    frame["scanner"] = "a"
     frame.loc[3, "pathology"] = "unclear"
     path = tmp_path / "bad.csv"
     frame.to_csv(path, index=False)
@@ -131,7 +131,7 @@ def test_feature_table_errors(table, tmp_path):
         read_feature_table(path)
     assert caught.value.problems == [
         f"{path}: row 5, column pathology: 'unclear' is not tumor / necrosis / 1 / 0",
-        f"{path}: column 'site' is not numeric",
+        f"{path}: column 'scanner' is not numeric",
     ]
     with pytest.raises(InputError, match="missing column 'subject'"):
         read_feature_table(table, group="subject")

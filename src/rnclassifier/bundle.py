@@ -45,6 +45,7 @@ MANIFEST_FILE = "MANIFEST.sha256"
 #: estimators, numpy and scipy containers). Anything else is refused before loading.
 TRUSTED_TYPES = (
     "numpy.dtype",
+    "rnclassifier.modeling.harmonise.ComBatHarmoniser",
     "rnclassifier.modeling.pipeline.CorrelationFilter",
     "rnclassifier.modeling.selection.ICCFilter",
     "rnclassifier.modeling.selection.MRMRSelector",
@@ -84,16 +85,41 @@ class ModelBundle:
             raise InputError(f"feature {c!r}: needed by the model but not given" for c in missing)
         return X.reindex(columns=self.input_features).astype(float)
 
-    def probability(self, X: pd.DataFrame) -> np.ndarray:
-        """Calibrated probability of tumour (at the training prevalence)."""
-        return self.calibrator.transform(self.pipeline.predict_proba(self.frame(X))[:, 1])
+    def probability(self, X: pd.DataFrame, sites: Any = None) -> np.ndarray:
+        """Calibrated probability of tumour (at the training prevalence). `sites` (one per
+        row) is needed when the model harmonises by site."""
+        frame = self._prepare(self.pipeline, X, sites)
+        return self.calibrator.transform(self.pipeline.predict_proba(frame)[:, 1])
 
-    def ensemble_probabilities(self, X: pd.DataFrame) -> np.ndarray:
+    def ensemble_probabilities(self, X: pd.DataFrame, sites: Any = None) -> np.ndarray:
         """(cases, members): each outer-fold model's calibrated probability."""
-        frame = self.frame(X)
         return np.column_stack(
-            [c.transform(p.predict_proba(frame)[:, 1]) for p, c in self.ensemble]
+            [
+                c.transform(p.predict_proba(self._prepare(p, X, sites))[:, 1])
+                for p, c in self.ensemble
+            ]
         )
+
+    @property
+    def harmonised(self) -> bool:
+        return bool(self.meta.get("harmonisation"))
+
+    def _prepare(self, pipeline: Any, X: pd.DataFrame, sites: Any) -> pd.DataFrame:
+        frame = self.frame(X)
+        if not self.harmonised:
+            return frame
+        if sites is None:
+            raise InputError("this model harmonises features by site (ComBat): give the site")
+        sites = [str(s).strip() for s in np.atleast_1d(sites)]
+        unseen = sorted(set(sites) - set(self.meta["sites"] or {}))
+        if unseen:
+            raise InputError(
+                f"site {s!r}: not seen in training; a ComBat-harmonised model cannot score it "
+                f"(seen: {', '.join(self.meta['sites'])})"
+                for s in unseen
+            )
+        pipeline.set_params(combat__sites=pd.Series(sites, index=frame.index))
+        return frame
 
 
 def write_bundle(

@@ -313,6 +313,12 @@ def default_cache_dir() -> Path:
 @click.option("--no-bundle", is_flag=True, help="Do not build the final model and bundle.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle folder.")
 @click.option(
+    "--combat",
+    is_flag=True,
+    help="Harmonise radiomics features by the table's `site` column (ComBat, fitted on "
+    "training folds only).",
+)
+@click.option(
     "--optuna-storage",
     help="Optuna storage URL (e.g. sqlite:///studies.db, postgresql://...): resumable studies, "
     "shared by workers on several machines; not bit-reproducible. Default: in memory.",
@@ -346,6 +352,7 @@ def train(
     no_bundle: bool,
     force: bool,
     optuna_storage: str | None,
+    combat: bool,
 ) -> None:
     """Nested, patient-grouped cross-validated training of models on a feature table; the
     primary's final model goes to a model bundle."""
@@ -369,6 +376,7 @@ def train(
             overwrite_bundle=force,
             optuna_storage=optuna_storage,
             progress=sys.stderr.isatty(),
+            harmonise=combat or None,
         )
         _print_training_summary(metrics, out)
         return
@@ -407,6 +415,7 @@ def train(
         overwrite_bundle=force,
         optuna_storage=optuna_storage,
         progress=sys.stderr.isatty(),
+        harmonise=combat,
     )
     _print_training_summary(metrics, out)
 

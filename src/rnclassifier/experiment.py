@@ -32,6 +32,7 @@ class DataSettings(_Strict):
     label: str = "pathology"
     group: str = "patient_id"
     id: str = "lesion_id"
+    site: str = "site"
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSettings:
@@ -67,6 +68,8 @@ class ExperimentSettings(_Strict):
     primary: Primary = Field(default_factory=Primary)
     cv: CrossValidation = Field(default_factory=CrossValidation)
     calibration: Literal["platt", "isotonic"] = "platt"
+    #: ComBat by the table's `site` column, fitted on training folds only.
+    harmonise: Literal["none", "combat"] = "none"
     threshold: Threshold = Field(default_factory=Threshold)
     seed: int = Field(0, ge=0)
 
@@ -93,6 +96,7 @@ def run_experiment(
     overwrite_bundle: bool = False,
     optuna_storage: str | None = None,
     progress: bool = False,
+    harmonise: bool | None = None,
 ) -> tuple[dict, Path]:
     """Run the study a config declares; results go to `out` (default: `results/` beside it),
     the primary's bundle to `bundle` (default: `models/<name>`)."""
@@ -112,7 +116,11 @@ def run_experiment(
     else:
         features = base / settings.data.features
     data = read_feature_table(
-        features, label=settings.data.label, group=settings.data.group, id_column=settings.data.id
+        features,
+        label=settings.data.label,
+        group=settings.data.group,
+        id_column=settings.data.id,
+        site=settings.data.site,
     )
     budget = Budget(
         settings.cv.outer_folds,
@@ -142,5 +150,6 @@ def run_experiment(
         overwrite_bundle=overwrite_bundle,
         optuna_storage=optuna_storage,
         progress=progress,
+        harmonise=settings.harmonise == "combat" if harmonise is None else harmonise,
     )
     return metrics, out

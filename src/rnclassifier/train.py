@@ -22,7 +22,7 @@ from rnclassifier.evaluate import EvaluationInputs, evaluate_predictions
 from rnclassifier.features.naming import parse_feature_column
 from rnclassifier.modeling.feature_sets import DEFAULT_PRIMARY_SET, feature_sets
 from rnclassifier.modeling.nested import Budget, FittedModel, final_seed, fit_tuned, nested_cv
-from rnclassifier.modeling.pipeline import MODELS, used_features, without_perturbations
+from rnclassifier.modeling.pipeline import MODELS, SideTables, detach_side_tables, used_features
 from rnclassifier.modeling.threshold import ThresholdRule, choose_threshold
 from rnclassifier.report.html import render_evaluation_html
 from rnclassifier.report.training import training_sections, tripod_items
@@ -46,6 +46,13 @@ class FeatureData:
     provenance: dict[str, Any] | None = None
     #: Extraction's per-lesion mask perturbations (`<table>.perturb.parquet`), for ICC filtering.
     perturbed: pd.DataFrame | None = None
+    #: Each lesion's site (scanner / institution) when the table has one: never a predictor.
+    sites: np.ndarray | None = None
+
+    def side_tables(self, *, harmonise: bool) -> SideTables:
+        """What the fold pipelines look up by lesion ID; sites only when harmonising."""
+        sites = pd.Series(self.sites, index=self.X.index) if harmonise else None
+        return SideTables(self.perturbed, sites)
 
     def digest(self) -> str:
         """SHA-256 of the feature values and labels, the data hash of tracking and bundles."""
@@ -59,6 +66,7 @@ def read_feature_table(
     label: str = "pathology",
     group: str = "patient_id",
     id_column: str = "lesion_id",
+    site: str = "site",
 ) -> FeatureData:
     """A feature table from any tool: ID, group, label, numeric features; any other
     non-numeric column is an error naming it."""
@@ -80,6 +88,13 @@ def read_feature_table(
         if pd.isna(y.iloc[i])
     ]
     features = table.drop(columns=[id_column, group, label])
+    sites = None
+    if site in features:  # for harmonisation and subgroup reports, never a predictor
+        column = features.pop(site)
+        sites = np.array(
+            [None if pd.isna(v) or not str(v).strip() else str(v).strip() for v in column],
+            dtype=object,
+        )
     problems += [
         f"{path}: column {c!r} is not numeric"
         for c in features
@@ -121,6 +136,7 @@ def read_feature_table(
         ids.to_numpy(),
         provenance,
         perturbed,
+        sites,
     )
 
 
@@ -146,6 +162,7 @@ def train_from_features(
     overwrite_bundle: bool = False,
     optuna_storage: str | None = None,
     progress: bool = False,
+    harmonise: bool = False,
 ) -> dict[str, Any]:
     """Nested CV of each model on each feature set; the primary (model, feature set) is declared
     before the run and reported whatever its rank. Writes `metrics.json`, `predictions.csv` and
@@ -169,6 +186,16 @@ def train_from_features(
         )
     if primary_set not in sets:
         sets = (primary_set, *sets)
+    if harmonise:
+        if data.sites is None:
+            raise InputError("ComBat harmonisation needs each lesion's site: no site column")
+        blank = [i for i, v in enumerate(data.sites) if v is None]
+        if blank:
+            raise InputError(
+                f"row {i + 2}, column site: empty; ComBat harmonisation needs every lesion's site"
+                for i in blank
+            )
+    side = data.side_tables(harmonise=harmonise)
     if bundle is not None and Path(bundle).exists() and not overwrite_bundle:
         raise InputError(f"{bundle}: already exists; choose another bundle folder or pass --force")
     y = data.y
@@ -197,7 +224,7 @@ def train_from_features(
                 model,
                 budget,
                 jobs=jobs,
-                perturbed=data.perturbed,
+                side=side,
                 storage=optuna_storage,
                 study_prefix=f"{study_prefix}/{key}",
                 progress=key if progress else None,
@@ -239,6 +266,7 @@ def train_from_features(
         "synthetic": synthetic,
         "permuted_labels": permute_labels,
         "budget": dataclasses.asdict(budget),
+        "harmonisation": "combat by site" if harmonise else None,
         # The backend only: a database URL can hold a password.
         "optuna_storage": optuna_storage.split(":", 1)[0] if optuna_storage else "in-memory",
         "models": summary,
@@ -257,7 +285,7 @@ def train_from_features(
             primary,
             budget,
             final_seed(budget),
-            data.perturbed,
+            side,
             optuna_storage,
             f"{study_prefix}/{primary_key}/final",
         )
@@ -334,7 +362,7 @@ def train_from_features(
             experiment=experiment,
             artifact_location=artifact_location,
             bundle=None if bundle is None or final is None else Path(bundle),
-            final_pipeline=None if final is None else without_perturbations(final.pipeline),
+            final_pipeline=None if final is None else detach_side_tables(final.pipeline),
         )
         write_json(out / "metrics.json", metrics)
     return metrics
@@ -398,7 +426,12 @@ def _bundle_contents(
         },
         "reference": fit_reference_with_cutoff(X[used], data.groups),
         "table_one": metrics["table_one"],
-        "sites": provenance.get("sites"),
+        "sites": (
+            pd.Series(data.sites).dropna().value_counts().sort_index().to_dict()
+            if data.sites is not None
+            else provenance.get("sites")
+        ),
+        "harmonisation": metrics["harmonisation"],
         "sequences": provenance.get("sequences"),
         "extraction": provenance.get("config"),
         "feature_table_versions": provenance.get("versions"),
@@ -417,10 +450,10 @@ def _bundle_contents(
     }
     return {
         "meta": meta,
-        "pipeline": without_perturbations(final.pipeline),
+        "pipeline": detach_side_tables(final.pipeline),
         "calibrator": final.calibrator,
         "ensemble": [
-            (without_perturbations(member.pipeline), member.calibrator) for member in ensemble
+            (detach_side_tables(member.pipeline), member.calibrator) for member in ensemble
         ],
         "model_card": model_card(meta),
     }

@@ -324,7 +324,9 @@ def _cache_key(task: LesionTask, config: ExtractionConfig) -> str:
 
 
 def _identity(cohort: Cohort) -> pd.DataFrame:
-    columns = [*ID_COLUMNS, *(["pathology"] if "pathology" in cohort.lesions else [])]
+    # The site rides along (never a predictor): for harmonisation and subgroup reports.
+    optional = [c for c in ("pathology", "site") if c in cohort.lesions]
+    columns = [*ID_COLUMNS, *optional]
     return cohort.lesions[columns].reset_index(drop=True)
 
 

@@ -19,7 +19,7 @@ from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
-from rnclassifier.modeling.pipeline import make_pipeline
+from rnclassifier.modeling.pipeline import SideTables, make_pipeline
 from rnclassifier.modeling.spaces import grid, n_trials, suggest
 from rnclassifier.modeling.threshold import Calibrator, ThresholdRule, choose_threshold
 from rnclassifier.stats.discrimination import auc
@@ -81,7 +81,7 @@ def nested_cv(
     budget: Budget | None = None,
     *,
     jobs: int = 1,
-    perturbed: pd.DataFrame | None = None,
+    side: SideTables | None = None,
     storage: str | None = None,
     study_prefix: str = "rnclassifier",
     progress: str | None = None,
@@ -93,7 +93,7 @@ def nested_cv(
     splits = outer_splits(y, groups, budget)
     tasks = Parallel(n_jobs=jobs, prefer="processes", return_as="generator")(
         delayed(_outer_fold)(
-            X, y, groups, model, budget, repeat, fold, train, test, perturbed, storage, study_prefix
+            X, y, groups, model, budget, repeat, fold, train, test, side, storage, study_prefix
         )
         for repeat, fold, train, test in splits
     )
@@ -131,7 +131,7 @@ def fit_tuned(
     model: str,
     budget: Budget,
     seed: int,
-    perturbed: pd.DataFrame | None = None,
+    side: SideTables | None = None,
     storage: str | None = None,
     study_name: str | None = None,
 ) -> FittedModel:
@@ -140,11 +140,11 @@ def fit_tuned(
 
     The same procedure makes each outer fold's model and the final model."""
     y = np.asarray(y, int)
-    best = tune(X, y, groups, model, budget, seed, perturbed, storage, study_name)
-    inner = inner_oof(X, y, groups, model, best, budget, seed, perturbed)
+    best = tune(X, y, groups, model, budget, seed, side, storage, study_name)
+    inner = inner_oof(X, y, groups, model, best, budget, seed, side)
     calibrator = Calibrator(budget.calibration).fit(inner, y)
     threshold = choose_threshold(calibrator.transform(inner), y, budget.threshold_rule)
-    pipeline = make_pipeline(model, best, seed, perturbed).fit(X, y)
+    pipeline = make_pipeline(model, best, seed, side).fit(X, y)
     return FittedModel(pipeline, calibrator, threshold, best, inner)
 
 
@@ -163,7 +163,7 @@ def _outer_fold(
     fold: int,
     train: np.ndarray,
     test: np.ndarray,
-    perturbed: pd.DataFrame | None = None,
+    side: SideTables | None = None,
     storage: str | None = None,
     study_prefix: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any], FittedModel]:
@@ -175,7 +175,7 @@ def _outer_fold(
         model,
         budget,
         seed,
-        perturbed,
+        side,
         storage,
         f"{study_prefix}/repeat-{repeat}/fold-{fold}",
     )
@@ -214,13 +214,13 @@ def inner_oof(
     params: dict[str, Any],
     budget: Budget,
     seed: int,
-    perturbed: pd.DataFrame | None = None,
+    side: SideTables | None = None,
 ) -> np.ndarray:
     """Grouped inner-CV out-of-fold probabilities of the chosen parameters (training part)."""
     out = np.full(len(y), np.nan)
     splitter = StratifiedGroupKFold(budget.inner_folds, shuffle=True, random_state=seed + 7)
     for train, test in splitter.split(np.zeros(len(y)), y, groups):
-        pipeline = make_pipeline(model, params, seed, perturbed).fit(X.iloc[train], y[train])
+        pipeline = make_pipeline(model, params, seed, side).fit(X.iloc[train], y[train])
         out[test] = pipeline.predict_proba(X.iloc[test])[:, 1]
     return out
 
@@ -232,7 +232,7 @@ def tune(
     model: str,
     budget: Budget,
     seed: int,
-    perturbed: pd.DataFrame | None = None,
+    side: SideTables | None = None,
     storage: str | None = None,
     study_name: str | None = None,
 ) -> dict[str, Any]:
@@ -252,7 +252,7 @@ def tune(
         params = suggest(model, trial, X.shape[1])
         scores = []
         for train, test in inner:
-            pipeline = make_pipeline(model, params, seed, perturbed).fit(X.iloc[train], y[train])
+            pipeline = make_pipeline(model, params, seed, side).fit(X.iloc[train], y[train])
             scores.append(auc(y[test], pipeline.predict_proba(X.iloc[test])[:, 1]))
         return float(np.nanmean(scores))
 

@@ -17,7 +17,8 @@ import pandas as pd
 from sklearn.covariance import LedoitWolf
 from sklearn.model_selection import GroupKFold
 
-QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+#: Per-feature quantiles kept; scoring flags a feature outside the 0.5-99.5% range (issue #7).
+QUANTILES = (0.005, 0.05, 0.25, 0.5, 0.75, 0.95, 0.995)
 CUTOFF_QUANTILE = 0.99
 
 
@@ -34,7 +35,7 @@ def fit_reference(X: pd.DataFrame) -> dict[str, Any]:
         "mean": mean.tolist(),
         "sd": sd.tolist(),
         "quantiles": {
-            f"q{int(q * 100):02d}": np.nanquantile(values, q, axis=0).tolist() for q in QUANTILES
+            f"q{q * 100:g}": np.nanquantile(values, q, axis=0).tolist() for q in QUANTILES
         },
         "n_missing": np.isnan(values).sum(axis=0).astype(int).tolist(),
         "covariance": shrinkage.covariance_.tolist(),

@@ -1,9 +1,10 @@
 """The pipeline fitted inside every fold: drop features that are not robust to the mask (ICC),
-impute, drop near-constant and redundant features, scale, select (mRMR), classify. A scikit-learn
-`Pipeline`, so `clone` and CV cannot leak."""
+harmonise sites (ComBat, optional), impute, drop near-constant and redundant features, scale,
+select (mRMR), classify. A scikit-learn `Pipeline`, so `clone` and CV cannot leak."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from rnclassifier.modeling.harmonise import ComBatHarmoniser
 from rnclassifier.modeling.selection import ICCFilter, MRMRSelector
 
 MODELS = ("xgboost", "elastic_net", "random_forest")
@@ -81,23 +83,35 @@ def make_estimator(name: str, params: dict[str, Any], seed: int) -> Any:
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
 
 
+@dataclass(frozen=True)
+class SideTables:
+    """Per-lesion data that steps look up by lesion ID (X's index), never predictors:
+    extraction's mask perturbations (ICC filter) and each lesion's site (ComBat)."""
+
+    perturbed: pd.DataFrame | None = None
+    sites: pd.Series | None = None
+
+
 def make_pipeline(
     name: str,
     params: dict[str, Any],
     seed: int = 0,
-    perturbed: pd.DataFrame | None = None,
+    side: SideTables | None = None,
 ) -> Pipeline:
     """`params` holds the model's parameters plus `select_k` and `correlation_threshold`.
 
-    With `perturbed` (extraction's per-lesion mask perturbations), the first step drops features
-    whose ICC on the training lesions is below 0.75; X must then be indexed by lesion ID. Before
-    saving a fitted pipeline, `without_perturbations` removes that table from it."""
+    With `side.perturbed`, the first step drops features whose ICC on the training lesions is
+    below 0.75; with `side.sites`, ComBat harmonises radiomics features by site, estimated on the
+    training lesions. X must then be indexed by lesion ID. Before saving a fitted pipeline,
+    `detach_side_tables` removes those tables from it."""
+    side = side or SideTables()
     params = dict(params)
     k = params.pop("select_k", "all")
     threshold = params.pop("correlation_threshold", 0.95)
     return Pipeline(
         [
-            ("icc", ICCFilter(perturbed)),
+            ("icc", ICCFilter(side.perturbed)),
+            ("combat", ComBatHarmoniser(side.sites)),
             ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
             ("constant", VarianceThreshold(1e-10)),
             ("decorrelate", CorrelationFilter(threshold)),
@@ -113,8 +127,9 @@ def used_features(pipeline: Pipeline) -> list[str]:
     return [str(name) for name in pipeline[:-1].get_feature_names_out()]
 
 
-def without_perturbations(pipeline: Pipeline) -> Pipeline:
-    """The fitted pipeline minus the perturbation table it was given (transform does not need
-    it): what a bundle saves, so that no lesion's feature values travel with a model."""
-    pipeline.set_params(icc__perturbed=None)
+def detach_side_tables(pipeline: Pipeline) -> Pipeline:
+    """The fitted pipeline minus its per-lesion side tables (transform of a new lesion needs
+    only that lesion's site): what a bundle saves, so that no lesion's data travel with a
+    model."""
+    pipeline.set_params(icc__perturbed=None, combat__sites=None)
     return pipeline
