@@ -11,10 +11,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from rnclassifier import __version__
+from rnclassifier.cohort import KNOWN_SEQUENCES
 from rnclassifier.errors import InputError
 
 logger = logging.getLogger("rnclassifier")
@@ -532,16 +534,141 @@ def validate(**_: object) -> None:
     not_built("validate", 8)
 
 
+def _sequence_options(function: Any) -> Any:
+    """--t1c, --flair, ... and --t1c-prior, ...: the manifest's image columns as flags."""
+    for sequence in reversed(KNOWN_SEQUENCES):
+        function = click.option(
+            f"--{sequence}-prior",
+            f"{sequence}_prior",
+            help=f"{sequence} of the earlier scan (delta features)." if sequence == "t1c" else None,
+        )(function)
+    for sequence in reversed(KNOWN_SEQUENCES):
+        what = "Post-contrast T1 (file or DICOM series folder)." if sequence == "t1c" else None
+        function = click.option(f"--{sequence}", sequence, help=what)(function)
+    return function
+
+
 @app.command()
-@click.option("--model", type=output_path, required=True, help="Model bundle folder.")
-@click.option("--t1c", type=existing_file, required=True, help="Post-contrast T1 image.")
-@click.option("--mask", type=existing_file, required=True, help="Lesion mask or RTSTRUCT.")
+@click.option("--model", "model_dir", type=output_path, required=True, help="Model bundle folder.")
+@_sequence_options
+@click.option("--mask", help="Lesion mask on the t1c grid: image, DICOM SEG or RTSTRUCT.")
+@click.option("--roi-name", help="Which RTSTRUCT ROI or SEG segment is the lesion.")
+@click.option("--mask-label", type=int, help="Which label value of a label image is the lesion.")
+@click.option("--brain-mask", help="Brain mask on the t1c grid.")
+@click.option("--mask-prior", help="Lesion mask of the earlier scan.")
+@click.option("--months-between-scans", type=float, help="Months from the earlier scan.")
+@click.option("--site", help="Scanner or institution (never a predictor).")
 @click.option("--clinical", multiple=True, metavar="KEY=VALUE", help="A clinical fact.")
-@click.option("--prevalence", type=click.FloatRange(0, 1, min_open=True, max_open=True))
-@click.option("--out", type=output_path, required=True, help="Result JSON (and HTML beside it).")
-def score(**_: object) -> None:
-    """Score one lesion on a new follow-up MRI against a model bundle."""
-    not_built("score", 7)
+@click.option(
+    "--prevalence",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Also give the probability shifted to this tumour prevalence (flagged).",
+)
+@click.option(
+    "--allow-imputation",
+    is_flag=True,
+    help="Fill covariates the model needs but were not given with the bundle's own imputer.",
+)
+@click.option("--cohort", type=existing_file, help="Score every lesion of a manifest instead.")
+@click.option("--cache-dir", type=output_path, help="Feature cache folder.")
+@click.option(
+    "--out",
+    type=output_path,
+    required=True,
+    help="result.json (one case) or scores.csv (--cohort).",
+)
+@click.option("--report", type=output_path, help="One-page HTML case report (one case).")
+def score(
+    model_dir: Path,
+    mask: str | None,
+    roi_name: str | None,
+    mask_label: int | None,
+    brain_mask: str | None,
+    mask_prior: str | None,
+    months_between_scans: float | None,
+    site: str | None,
+    clinical: tuple[str, ...],
+    prevalence: float | None,
+    allow_imputation: bool,
+    cohort: Path | None,
+    cache_dir: Path | None,
+    out: Path,
+    report: Path | None,
+    **sequences: str | None,
+) -> None:
+    """Score a lesion on a new follow-up MRI (or every lesion of --cohort) against a model
+    bundle: calibrated probability, call, explanation, out-of-distribution flags."""
+    from rnclassifier.atomic import write_json
+    from rnclassifier.score import CaseInputs, score_case, score_cohort
+
+    given = {k: v for k, v in sequences.items() if v}
+    if cohort is not None:
+        flags = [f"--{k.replace('_', '-')}" for k in given] + ["--mask"] * bool(mask)
+        if flags or clinical or report:
+            raise InputError(
+                "--cohort scores a manifest: give the images and facts in it, not as "
+                f"{', '.join(flags) or '--clinical/--report'}"
+            )
+        summary = score_cohort(
+            model_dir,
+            cohort,
+            out,
+            prevalence=prevalence,
+            allow_imputation=allow_imputation,
+            cache_dir=cache_dir,
+        )
+        click.echo(summary)
+        return
+    problems = [
+        f"--{name}: required to score one lesion"
+        for name, value in (("t1c", given.get("t1c")), ("mask", mask))
+        if not value
+    ]
+    facts: dict[str, str] = {}
+    for item in clinical:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"--clinical {item!r}: expected KEY=VALUE")
+        else:
+            facts[key.strip().lower()] = value.strip()
+    if problems:
+        raise InputError(problems)
+    case = CaseInputs(
+        images={s: given[s] for s in KNOWN_SEQUENCES if s in given},
+        mask=mask,
+        roi_name=roi_name,
+        mask_label=mask_label,
+        brain_mask=brain_mask,
+        prior_images={s: given[f"{s}_prior"] for s in KNOWN_SEQUENCES if f"{s}_prior" in given},
+        mask_prior=mask_prior,
+        months_between_scans=months_between_scans,
+        site=site,
+        clinical=facts,
+    )
+    result = score_case(
+        model_dir,
+        case,
+        prevalence=prevalence,
+        allow_imputation=allow_imputation,
+        cache_dir=cache_dir,
+    )
+    if report is not None:
+        from rnclassifier.report.case import write_case_report
+
+        write_case_report(report, result, case)
+    write_json(out, result)
+    click.echo(
+        f"probability of tumour {result['probability']:.2f} (calibrated, training prevalence "
+        f"{result['training_prevalence']:.0%}); call {result['call']} at threshold "
+        f"{result['threshold']['value']:.2f}"
+        + ("; OUT OF DISTRIBUTION" if result["out_of_distribution"]["out_of_distribution"] else "")
+        + f"; {out}"
+        + (f", {report}" if report else "")
+    )
+    if result["imputed_covariates"]:
+        click.echo(f"imputed (bundle's imputer): {', '.join(result['imputed_covariates'])}")
+    for name in result["ignored_covariates"]:
+        click.echo(f"warning: --clinical {name} is not used by this model", err=True)
 
 
 @app.command()

@@ -253,7 +253,31 @@ def load_cohort(
     """
     path = Path(path)
     header, rows = _read_csv(path)
-    where = str(path)
+    return cohort_from_rows(
+        header,
+        rows,
+        source=path,
+        base=path.resolve().parent,
+        require_pathology=require_pathology,
+        sequences=sequences,
+        check_files=check_files,
+    )
+
+
+def cohort_from_rows(
+    header: list[str],
+    rows: list[tuple[int, list[str]]],
+    *,
+    source: Path,
+    base: Path,
+    require_pathology: bool = False,
+    sequences: Iterable[str] = (),
+    check_files: bool = True,
+) -> Cohort:
+    """Validate manifest rows (header stripped and lower-case; (row number, cells)) that came
+    from a file or elsewhere, e.g. the command line of `score`; paths relative to `base`."""
+    path = source
+    where = str(source)
     extra = [s.strip().lower() for s in sequences]
     bad_names = [problem for s in extra if (problem := sequence_name_problem(s))]
     if bad_names:
@@ -287,7 +311,6 @@ def load_cohort(
         else:
             logger.warning("%s: ignoring unknown column %r", where, name)
 
-    base = path.resolve().parent
     used = [name for name in header if name in columns]
     values: dict[str, list[object]] = {name: [] for name in used}
     row_numbers: list[int] = []

@@ -70,6 +70,8 @@ def extract_scan(
         mask = mask_override
     result = ScanFeatures()
     result.diagnostics["lesion_volume_cc"] = preprocess.voxel_volume_cc(mask)
+    components = sitk.ConnectedComponent(mask > 0)  # face-connected pieces of the mask
+    result.diagnostics["connected_components"] = int(sitk.GetArrayViewFromImage(components).max())
     result.diagnostics["t1c_spacing_mm"] = [round(v, 4) for v in reference.GetSpacing()]
     if config.plain:
         for sequence, path in scan.images.items():

@@ -139,9 +139,104 @@ def shap_figure(summary: list[dict[str, Any]], top: int = 15) -> bytes:
     """Mean |SHAP| of the final model's features, largest at the top."""
     rows = summary[:top][::-1]
     figure, axis = plt.subplots(figsize=(6.4, 0.32 * len(rows) + 1.0))
-    colours = [MODEL if r["mean_shap"] >= 0 else READERS for r in rows]
+    colours = [READERS if r["mean_shap"] >= 0 else MODEL for r in rows]  # red: tumour
     axis.barh([r["feature"] for r in rows], [r["mean_abs_shap"] for r in rows], color=colours)
     axis.set_xlabel("mean |SHAP| (model output scale)")
     axis.tick_params(axis="y", labelsize=8)
+    axis.spines[["top", "right"]].set_visible(False)
+    return _png(figure)
+
+
+def lesion_slices_figure(planes: dict[str, Any]) -> bytes:
+    """Rows: sequences; columns: axial, coronal, sagittal; the mask outlined in yellow."""
+    sequences = [k for k in planes if k not in ("mask", "aspect")]
+    views = ("axial", "coronal", "sagittal")
+    figure, axes = plt.subplots(
+        len(sequences), 3, figsize=(7.2, 2.5 * len(sequences)), squeeze=False
+    )
+    for row, sequence in enumerate(sequences):
+        for col, view in enumerate(views):
+            axis = axes[row][col]
+            image = planes[sequence][view]
+            low, high = np.nanpercentile(image, [1, 99])
+            axis.imshow(
+                image,
+                cmap="gray",
+                vmin=low,
+                vmax=high,
+                aspect=planes["aspect"][view],
+                interpolation="nearest",
+            )
+            mask = planes["mask"][view]
+            if mask.any():
+                axis.contour(mask, levels=[0.5], colors="#ffd400", linewidths=1.0)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(view, fontsize=9)
+            if col == 0:
+                axis.set_ylabel(sequence.upper(), fontsize=9)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def probability_figure(result: dict[str, Any]) -> bytes:
+    """The calibrated probability on a 0-1 scale against the threshold, with the ensemble's
+    range."""
+    figure, axis = plt.subplots(figsize=(6.4, 1.15))
+    p = result["probability"]
+    threshold = result["threshold"]["value"]
+    axis.axvspan(0, threshold, color="#e8eef7")
+    axis.axvspan(threshold, 1, color="#f7e8e8")
+    spread = result.get("model_variability")
+    if spread:
+        axis.plot(
+            [spread["min"], spread["max"]],
+            [0, 0],
+            color=GREY,
+            linewidth=6,
+            solid_capstyle="butt",
+            alpha=0.6,
+            label="CV ensemble range",
+        )
+    axis.plot([p], [0], marker="o", markersize=11, color=MODEL, label="probability")
+    axis.axvline(threshold, color="black", linewidth=1.2)
+    axis.text(threshold, 0.55, f" threshold {threshold:.2f}", fontsize=8, va="bottom")
+    axis.text(0.01, -0.6, "necrosis", fontsize=8, color="#1f5fa8", va="top")
+    axis.text(0.99, -0.6, "tumour", fontsize=8, color=READERS, va="top", ha="right")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(-1, 1)
+    axis.set_yticks([])
+    axis.set_xlabel("calibrated probability of tumour")
+    axis.spines[["top", "right", "left"]].set_visible(False)
+    axis.legend(loc="upper left", fontsize=7, frameon=False, ncol=2, bbox_to_anchor=(0, 1.45))
+    return _png(figure)
+
+
+def waterfall_figure(result: dict[str, Any]) -> bytes:
+    """SHAP waterfall: from the model's base value, each top feature's push in turn, then the
+    rest together, to this case's output. Red pushes towards tumour, blue towards necrosis."""
+    top = result["top_contributions"]
+    base, output = result["shap"]["base_value"], result["shap"]["output_value"]
+    steps = [
+        (
+            f"{t['label']} = {t['value']:.3g}"
+            if t["value"] is not None
+            else f"{t['label']} (missing)",
+            t["shap"],
+        )
+        for t in top
+    ]
+    rest = output - base - sum(t["shap"] for t in top)
+    steps.append(("all other features", rest))
+    figure, axis = plt.subplots(figsize=(6.0, 0.36 * len(steps) + 1.0))
+    level = base
+    for i, (_, push) in enumerate(steps):
+        axis.barh(len(steps) - 1 - i, push, left=level, color=READERS if push > 0 else MODEL)
+        level += push
+    axis.set_yticks(range(len(steps)), [label for label, _ in steps[::-1]], fontsize=8)
+    axis.axvline(base, color=GREY, linewidth=0.8, linestyle=":")
+    axis.axvline(output, color="black", linewidth=0.8)
+    axis.set_xlabel(f"{result['shap']['output']}: base {base:.2f} -> this case {output:.2f}")
     axis.spines[["top", "right"]].set_visible(False)
     return _png(figure)
