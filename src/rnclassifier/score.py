@@ -185,7 +185,7 @@ def predict(
     reference = bundle.meta["reference"]
     frame = bundle.frame(features)
     out["distance"] = distance(reference, frame)
-    quantiles = reference["quantiles"]
+    quantiles = reference.get("quantiles", {"q0.5": [], "q99.5": []})
     low, high = np.asarray(quantiles["q0.5"]), np.asarray(quantiles["q99.5"])
     values = frame[reference["features"]].to_numpy(float)
     out["outside"] = [
@@ -216,7 +216,10 @@ def score_case(
     needs = bundle_requirements(bundle)
     imputed, extra = check_case(case, needs, allow_imputation=allow_imputation)
     cohort = case_cohort(case)
-    features, diagnostics = extract_for_bundle(bundle, cohort, cache_dir=cache_dir)
+    try:
+        features, diagnostics = extract_for_bundle(bundle, cohort, cache_dir=cache_dir)
+    except InputError as error:  # one case: "manifest row 1" means nothing to the user
+        raise InputError([p.replace("manifest row 1: ", "") for p in error.problems]) from None
     for covariate in imputed:  # the bundle's own imputer fills them (median of training)
         for column in bundle.input_features:
             if (
@@ -257,7 +260,10 @@ def score_case(
         "features_outside_training_range": predicted["outside"][0],
         "mahalanobis_distance": float(predicted["distance"][0]),
         "mahalanobis_cutoff": bundle.meta["reference"]["cutoff"],
-        "beyond_cutoff": bool(predicted["distance"][0] > bundle.meta["reference"]["cutoff"]),
+        "beyond_cutoff": bool(
+            bundle.meta["reference"]["cutoff"] is not None
+            and predicted["distance"][0] > bundle.meta["reference"]["cutoff"]
+        ),
         "site_unseen": bool(case.site is not None and seen_sites and case.site not in seen_sites),
         "sequences_unseen": [
             s for s in case.images if s not in (bundle.meta.get("sequences") or [s])
@@ -407,9 +413,9 @@ def score_cohort(
     if problems:
         raise InputError(problems)
     features, _ = extract_for_bundle(bundle, cohort, cache_dir=cache_dir, jobs=jobs)
-    for column in bundle.input_features:
-        if column not in features:
-            features[column] = np.nan  # absent covariates: the bundle's imputer fills them
+    absent_columns = [c for c in bundle.input_features if c not in features]
+    # Absent covariates: the bundle's own imputer fills them.
+    features = features.reindex(columns=[*features.columns, *absent_columns])
     sites = cohort.lesions["site"].tolist() if bundle.harmonised else None
     predicted = predict(bundle, features, sites=sites, prevalence=prevalence)
     table = pd.DataFrame(
@@ -427,6 +433,7 @@ def score_cohort(
         table["ensemble_max"] = predicted["ensemble"].max(axis=1)
     table["mahalanobis_distance"] = predicted["distance"]
     cutoff = bundle.meta["reference"]["cutoff"]
+    cutoff = np.inf if cutoff is None else cutoff
     seen = bundle.meta.get("sites") or {}
     site_unseen = (
         cohort.lesions["site"].map(lambda s: bool(seen) and s is not None and s not in seen)

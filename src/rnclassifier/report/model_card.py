@@ -74,9 +74,14 @@ def model_card(meta: dict[str, Any]) -> str:
         "validation (`rnclassifier validate`) is needed before trusting this model elsewhere.",
         "- Trained on lesions selected for resection: the probability is conditional on that "
         "selection and on the training prevalence.",
-        "- Scoring flags a lesion whose model features lie beyond the training cohort's "
-        f"out-of-distribution cut-off ({meta['reference']['cutoff']:.2f}, "
-        f"{meta['reference']['cutoff_rule']}).",
+        (
+            "- Scoring flags a lesion whose continuous model features lie beyond the training "
+            f"cohort's out-of-distribution cut-off (Mahalanobis "
+            f"{meta['reference']['cutoff']:.2f}, {meta['reference']['cutoff_rule']})."
+            if meta["reference"]["cutoff"] is not None
+            else "- The model uses no continuous feature: there is no distance-based "
+            "out-of-distribution check."
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -1,0 +1,263 @@
+"""Scoring against a frozen bundle: exactly the bundle's own prediction for a training lesion,
+the same lesion from raw DICOM + RTSTRUCT within rasterisation loss, clear errors, and an
+out-of-distribution flag that the images (not the site label) trip."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import contourpy
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "imaging"))
+
+from dicom_factory import FAKE_PATIENT_ID, FAKE_PATIENT_NAME, Grid, write_mr_series, write_rtstruct
+
+from rnclassifier.bundle import load_bundle
+from rnclassifier.cli import main
+from rnclassifier.config import LIGHT_EXTRACTION_CONFIG
+from rnclassifier.errors import InputError
+from rnclassifier.features.api import run_extraction
+from rnclassifier.modeling.nested import Budget
+from rnclassifier.score import CaseInputs, score_case, score_cohort
+from rnclassifier.synthetic.write import write_synthetic_cohort
+from rnclassifier.train import read_feature_table, train_from_features
+
+SMALL = Budget(outer_folds=3, repeats=1, inner_folds=2, trials=4, seed=0)
+CLINICAL = (
+    "age_years", "sex", "histology", "location", "prior_wbrt", "srs_dose_gy", "srs_fractions",
+    "months_since_srs", "ptv_cc", "steroids", "immunotherapy", "her2_tdm1",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """A synthetic cohort, its light-profile features and a bundle of the primary."""
+    folder = tmp_path_factory.mktemp("score")
+    write_synthetic_cohort(folder / "cohort", n_lesions=60, seed=31, jobs=2)
+    run_extraction(
+        folder / "cohort" / "cohort.csv",
+        folder / "features.parquet",
+        params=LIGHT_EXTRACTION_CONFIG,
+        jobs=2,
+    )
+    train_from_features(
+        read_feature_table(folder / "features.parquet"),
+        folder / "out",
+        models=("xgboost",),
+        sets=("combined",),
+        budget=SMALL,
+        track=False,
+        synthetic=True,
+        bundle=folder / "bundle",
+    )
+    manifest = pd.read_csv(folder / "cohort" / "cohort.csv", dtype=str)
+    return {"folder": folder, "bundle": folder / "bundle", "manifest": manifest}
+
+
+def case_from_row(trained: dict, i: int) -> CaseInputs:
+    row = trained["manifest"].iloc[i]
+    base = trained["folder"] / "cohort"
+    return CaseInputs(
+        images={"t1c": str(base / row["t1c"]), "flair": str(base / row["flair"])},
+        mask=str(base / row["mask"]),
+        brain_mask=str(base / row["brain_mask"]),
+        site=row["site"],
+        clinical={k: row[k] for k in CLINICAL if isinstance(row[k], str)},
+    )
+
+
+def test_a_training_lesion_scores_exactly_as_the_bundle_predicts_it(trained, tmp_path):
+    bundle = load_bundle(trained["bundle"])
+    table = pd.read_parquet(trained["folder"] / "features.parquet")
+    for i in (0, 7):
+        result = score_case(trained["bundle"], case_from_row(trained, i), cache_dir=tmp_path)
+        assert result["probability"] == bundle.probability(table.iloc[[i]])[0]
+        assert result["call"] in ("tumor", "necrosis")
+        spread = result["model_variability"]
+        assert spread["n_models"] == 3
+        assert spread["min"] <= spread["median"] <= spread["max"]
+        assert result["research_use_only"] is True
+        # The top SHAP contributions, largest first.
+        shap = [abs(c["shap"]) for c in result["top_contributions"]]
+        assert shap == sorted(shap, reverse=True)
+
+
+def test_prevalence_shift_is_bayes_rule_on_the_odds(trained):
+    result = score_case(trained["bundle"], case_from_row(trained, 1), prevalence=0.3)
+    p, q = result["probability"], result["probability_at_prevalence"]["probability"]
+    prior = result["training_prevalence"]
+    ratio = (q / (1 - q)) / (p / (1 - p))
+    assert ratio == pytest.approx((0.3 / 0.7) / (prior / (1 - prior)), rel=1e-9)
+    assert "intercept shifted" in result["probability_at_prevalence"]["flag"]
+
+
+def _grid(image: sitk.Image) -> Grid:
+    return Grid(
+        image.GetSize(),
+        image.GetSpacing(),
+        image.GetOrigin(),
+        np.array(image.GetDirection()).reshape(3, 3),
+    )
+
+
+def _contours(mask: sitk.Image, grid: Grid) -> list[tuple[int, np.ndarray]]:
+    """Each slice's mask outline at the 0.5 level (what a planning system would store)."""
+    array = np.pad(sitk.GetArrayFromImage(mask).astype(float), ((0, 0), (1, 1), (1, 1)))
+    out = []
+    for k in range(array.shape[0]):
+        if not array[k].any():
+            continue
+        for line in contourpy.contour_generator(z=array[k]).lines(0.5):
+            ij = np.column_stack([line[:, 0] - 1, line[:, 1] - 1, np.full(len(line), k)])
+            out.append((k, grid.to_physical(ij)))
+    return out
+
+
+def test_the_same_lesion_from_dicom_and_rtstruct_in_a_fresh_process(trained, tmp_path):
+    i = 2
+    case = case_from_row(trained, i)
+    expected = score_case(trained["bundle"], case)["probability"]
+    series = {}
+    for sequence in ("t1c", "flair"):
+        image = sitk.ReadImage(case.images[sequence])
+        volume = np.round(sitk.GetArrayFromImage(image)).astype(np.int16)
+        series[sequence] = write_mr_series(tmp_path / sequence, volume, _grid(image), tag=sequence)
+    mask = sitk.ReadImage(case.mask)
+    write_rtstruct(tmp_path / "rtstruct.dcm", series["t1c"],
+                   {"GTV": _contours(mask, _grid(mask))})  # fmt: skip
+    out = tmp_path / "result.json"
+    report = tmp_path / "case.html"
+    command = [
+        str(Path(sys.executable).parent / "rnclassifier"), "score",
+        "--model", str(trained["bundle"]),
+        "--t1c", str(tmp_path / "t1c"), "--flair", str(tmp_path / "flair"),
+        "--mask", str(tmp_path / "rtstruct.dcm"), "--roi-name", "GTV",
+        "--brain-mask", case.brain_mask, "--site", case.site,
+        *[a for k, v in case.clinical.items() for a in ("--clinical", f"{k}={v}")],
+        "--out", str(out), "--report", str(report),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert abs(result["probability"] - expected) <= 0.01
+    for text in (out.read_text(), report.read_text(), done.stdout, done.stderr):
+        for identifier in (FAKE_PATIENT_NAME, FAKE_PATIENT_ID, "19000101"):
+            assert identifier not in text
+    for text in (out.read_text(), report.read_text()):  # no input path either
+        assert str(tmp_path) not in text
+
+
+def test_missing_inputs_are_listed_with_allowed_values(trained):
+    case = case_from_row(trained, 0)
+    case.images.pop("flair")
+    case.clinical = {}
+    with pytest.raises(InputError) as caught:
+        score_case(trained["bundle"], case)
+    problems = caught.value.problems
+    assert "--flair: missing; the model uses features of this sequence" in problems
+    needed = load_bundle(trained["bundle"]).meta["features"]["used"]
+    if any(c.startswith("histology_") for c in needed):
+        assert any(p.startswith("--clinical histology=VALUE: missing") and "nsclc" in p
+                   for p in problems)  # fmt: skip
+    assert all("--allow-imputation" in p for p in problems if p.startswith("--clinical"))
+
+
+def test_imputation_on_request_lists_what_it_filled(trained):
+    case = case_from_row(trained, 0)
+    case.clinical = {}
+    result = score_case(trained["bundle"], case, allow_imputation=True)
+    needs = {c.split("_")[0] for c in load_bundle(trained["bundle"]).used_features}
+    assert result["imputed_covariates"] or not needs & {"histology", "location", "age"}
+    assert 0 < result["probability"] < 1
+
+
+@pytest.mark.parametrize("problem", ["off the image", "empty", "bad value", "changed bundle"])
+def test_bad_input_gives_one_clear_line_and_exit_2(trained, tmp_path, capsys, problem):
+    case = case_from_row(trained, 0)
+    model = trained["bundle"]
+    if problem == "off the image":
+        mask = sitk.ReadImage(case.mask)
+        mask.SetOrigin([v + 500.0 for v in mask.GetOrigin()])
+        sitk.WriteImage(mask, str(tmp_path / "mask.nii.gz"))
+        case.mask = str(tmp_path / "mask.nii.gz")
+    elif problem == "empty":
+        mask = sitk.ReadImage(case.mask) * 0
+        sitk.WriteImage(mask, str(tmp_path / "mask.nii.gz"))
+        case.mask = str(tmp_path / "mask.nii.gz")
+    elif problem == "bad value":
+        case.clinical["histology"] = "glioma"
+    else:
+        import shutil
+
+        model = tmp_path / "bundle"
+        shutil.copytree(trained["bundle"], model)
+        with (model / "MODEL_CARD.md").open("a") as handle:
+            handle.write("edited\n")
+    argv = [
+        "score", "--model", str(model), "--t1c", case.images["t1c"],
+        "--flair", case.images["flair"], "--mask", case.mask, "--brain-mask", case.brain_mask,
+        *[a for k, v in case.clinical.items() for a in ("--clinical", f"{k}={v}")],
+        "--out", str(tmp_path / "result.json"),
+    ]  # fmt: skip
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    print(error)
+    expected = {
+        "off the image": "mask is not on the image grid",
+        "empty": "empty",
+        "bad value": "--clinical histology: unknown value 'glioma'",
+        "changed bundle": "MODEL_CARD.md: changed",
+    }[problem]
+    assert expected in error
+    assert not (tmp_path / "result.json").exists()
+
+
+def _shift_acquisition(source: Path, target: Path, manifest: pd.DataFrame) -> Path:
+    """The same lesions as from a very different scanner: thick slices (3 mm of through-plane
+    blur) and half the signal-to-noise ratio; the site label stays one the model has seen."""
+    rng = np.random.default_rng(0)
+    (target / "images").mkdir(parents=True)
+    for column in ("t1c", "flair", "mask", "brain_mask"):
+        for name in manifest[column]:
+            image = sitk.ReadImage(str(source / name))
+            if column in ("t1c", "flair"):
+                image = sitk.SmoothingRecursiveGaussian(
+                    sitk.Cast(image, sitk.sitkFloat32), [1.0, 1.0, 3.0]
+                )
+                array = sitk.GetArrayFromImage(image)
+                array += rng.normal(0, 0.6 * array.std(), array.shape).astype(np.float32)
+                noisy = sitk.GetImageFromArray(array)
+                noisy.CopyInformation(image)
+                image = noisy
+            sitk.WriteImage(image, str(target / name))
+    columns = ["patient_id", "lesion_id", "t1c", "flair", "mask", "brain_mask", "site", *CLINICAL]
+    manifest[columns].to_csv(target / "cohort.csv", index=False)
+    return target / "cohort.csv"
+
+
+def test_out_of_distribution_flag_follows_the_images(trained, tmp_path):
+    """New in-distribution lesions are rarely flagged; the same lesions through a strongly
+    shifted acquisition almost always are."""
+    write_synthetic_cohort(tmp_path / "new", n_lesions=30, seed=77, jobs=2)
+    manifest = pd.read_csv(tmp_path / "new" / "cohort.csv", dtype=str)
+    seen = set(load_bundle(trained["bundle"]).meta["sites"] or manifest["site"])
+    assert set(manifest["site"]) <= seen
+    same = score_cohort(trained["bundle"], tmp_path / "new" / "cohort.csv", tmp_path / "a.csv")
+    assert "30 lesions scored" in same
+    shifted = _shift_acquisition(tmp_path / "new", tmp_path / "shifted", manifest)
+    score_cohort(trained["bundle"], shifted, tmp_path / "b.csv")
+    normal = pd.read_csv(tmp_path / "a.csv")
+    strange = pd.read_csv(tmp_path / "b.csv")
+    print(
+        f"OOD flagged: in-distribution {normal['out_of_distribution'].mean():.2f}, "
+        f"shifted {strange['out_of_distribution'].mean():.2f}"
+    )
+    assert normal["out_of_distribution"].mean() <= 0.10
+    assert strange["out_of_distribution"].mean() >= 0.90
