@@ -17,6 +17,10 @@ training (issue #6), on the same cohort's light-profile features (extracted on f
 - the primary alone (xgboost / combined) with `--jobs 2` against `--jobs 1`. Goal: <= 0.6.
 
     .venv/bin/python benchmarks/run.py --only training
+
+scoring (issue #7), with the default experiment's bundle (kept by the training benchmark):
+- one case end to end in one process against full extraction of the same case. Goal: <= 0.25,
+  and under 3 s; plus the whole `rnclassifier score` command with its start-up.
 """
 
 from __future__ import annotations
@@ -137,6 +141,84 @@ def oracle_auc(lesions: int) -> dict[str, float]:
             ("oracle_p_tumor", "oracle_p_tumor_clinical", "oracle_p_tumor_image")}
 
 
+def default_bundle(lesions: int) -> Path:
+    """The default experiment's bundle, kept for the scoring benchmark."""
+    return DATA / f"bundle-seed-{lesions}"
+
+
+def scoring(args: argparse.Namespace) -> list[tuple[str, float, float, str]]:
+    """One case end to end (load, extract the needed features, predict, explain, write JSON)
+    against full extraction of the same case with the bundle's own config, in one process with
+    imports done (what a tumour-board session pays per case); plus the whole command."""
+    import json
+
+    import pandas as pd
+
+    from rnclassifier.bundle import load_bundle
+    from rnclassifier.cohort import cohort_from_rows
+    from rnclassifier.features.extract import extract_features
+    from rnclassifier.features.restrict import config_from_record
+    from rnclassifier.score import CaseInputs, score_case
+
+    bundle_path = default_bundle(args.lesions)
+    if not (bundle_path / "bundle.json").exists():
+        print("scoring: no default bundle yet; run the training benchmark first")
+        return []
+    manifest = cohort(args.lesions)
+    rows = pd.read_csv(manifest, dtype=str)
+    bundle = load_bundle(bundle_path)
+    config = config_from_record(bundle.meta["extraction"])
+    clinical = ("age_years", "sex", "histology", "location", "prior_wbrt", "srs_dose_gy",
+                "srs_fractions", "months_since_srs", "ptv_cc", "steroids", "immunotherapy",
+                "her2_tdm1")
+    work = Path(tempfile.mkdtemp(prefix="rnc-bench-score-"))
+    full_times, score_times = [], []
+    cases = list(range(min(args.repeats, len(rows))))
+    for i in cases:
+        row = rows.iloc[i]
+        base = manifest.parent
+        case = CaseInputs(
+            images={"t1c": str(base / row["t1c"]), "flair": str(base / row["flair"])},
+            mask=str(base / row["mask"]), brain_mask=str(base / row["brain_mask"]),
+            site=row["site"], clinical={k: row[k] for k in clinical if isinstance(row[k], str)})
+        header = ["patient_id", "lesion_id", "t1c", "flair", "mask", "brain_mask",
+                  "t1c_prior", "flair_prior", "mask_prior", "months_between_scans"]
+        cells = ["p", "l", *(str(base / row[c]) for c in header[2:9]), row[header[9]]]
+        one = cohort_from_rows(header, [(1, cells)], source=manifest, base=base)
+        start = time.perf_counter()
+        extract_features(one, config)
+        full_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        result = score_case(bundle_path, case)
+        (work / "result.json").write_text(json.dumps(result))
+        score_times.append(time.perf_counter() - start)
+    full, scored = statistics.median(full_times), statistics.median(score_times)
+    used = bundle.used_features
+    print(f"scoring: {len(cases)} cases, default bundle ({bundle.meta['model']}, "
+          f"{len(used)} features used of {len(bundle.input_features)})")
+    print(f"  {'full extraction of the case (baseline)':<38} median {full:7.2f} s   runs: "
+          f"{', '.join(f'{t:.2f}' for t in full_times)}")
+    print(f"  {'score one case end to end':<38} median {scored:7.2f} s   runs: "
+          f"{', '.join(f'{t:.2f}' for t in score_times)}")
+    row = rows.iloc[0]
+    base = manifest.parent
+    command = [str(BIN / "rnclassifier"), "score", "--model", str(bundle_path),
+               "--t1c", str(base / row["t1c"]), "--flair", str(base / row["flair"]),
+               "--mask", str(base / row["mask"]), "--brain-mask", str(base / row["brain_mask"]),
+               "--out", str(work / "cli.json"),
+               *[a for k in clinical if isinstance(row[k], str)
+                 for a in ("--clinical", f"{k}={row[k]}")]]
+    whole = median_time("whole `rnclassifier score` command", command, args.repeats)
+    families = sorted({c.split("__")[-1].split("_")[0] for c in used if "__" in c})
+    print(f"  the model's image filters: {', '.join(families) or 'none'}")
+    shutil.rmtree(work, ignore_errors=True)
+    return [
+        ("score one case / full extraction", scored, full, "<= 0.25"),
+        ("score one case / 3 s", scored, 3.0, "<= 1.0"),
+        ("whole score command / 3 s", whole, 3.0, "(start-up included)"),
+    ]
+
+
 def training(args: argparse.Namespace) -> list[tuple[str, float, float, str]]:
     import json
 
@@ -150,8 +232,8 @@ def training(args: argparse.Namespace) -> list[tuple[str, float, float, str]]:
     print(f"training: default experiment on {args.lesions} lesions, jobs {args.jobs}")
     full = median_time("default experiment (15 models + bundle)",
                        [*train, "--config", str(work / "experiment.yaml"), "--out",
-                        str(work / "full"), "--bundle", str(work / "bundle"), "--jobs",
-                        str(args.jobs)], 1)
+                        str(work / "full"), "--bundle", str(default_bundle(args.lesions)),
+                        "--force", "--jobs", str(args.jobs)], 1)
     primary = [*train, "--features", str(table), "--model", "xgboost", "--feature-set",
                "combined", "--no-bundle"]
     one = median_time("primary only, --jobs 1 (baseline)",
@@ -181,13 +263,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lesions", type=int, default=82)
-    parser.add_argument("--only", choices=["extraction", "training"], default=None)
+    parser.add_argument("--only", choices=["extraction", "training", "scoring"], default=None)
     args = parser.parse_args()
     results = []
     if args.only in (None, "extraction"):
         results += extraction(args)
     if args.only in (None, "training"):
         results += training(args)
+    if args.only in (None, "scoring"):
+        results += scoring(args)
     print("\nratio                                   value   goal")
     for name, value, base, goal in results:
         print(f"{name:<38} {value / base:6.3f}   {goal}")

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 #: The seed study's size.
 DEMO_LESIONS = 82
+#: The new patients whose follow-up MRI the demo scores (not in the training cohort).
+NEW_CASES, NEW_CASE_SEED = 4, 2026
 #: A lighter search than the default so that the demo stays a few minutes on 2 cores.
 DEMO_BUDGET = Budget(outer_folds=5, repeats=1, inner_folds=3, trials=10, seed=0)
 
@@ -118,16 +120,49 @@ def run_demo(
         f"bundle: {metrics['bundle']} (the primary's final model, model card inside; "
         f"threshold {metrics['final_model']['threshold']:.2f})"
     )
+    yield from _score_a_new_case(out, Path(metrics["bundle"]), jobs=jobs)
     yield (
         f"mlflow: runs and the registered model in {out / 'mlflow.db'}; not built yet: "
-        "score (#7), validate (#8)"
+        "validate (#8)"
     )
 
 
-def _is_demo_cohort(folder: Path) -> bool:
+def _score_a_new_case(out: Path, bundle: Path, *, jobs: int | None) -> Iterator[str]:
+    """A new SYNTHETIC patient's follow-up MRI, scored as a clinician would from the command
+    line: images, mask, clinical facts, the bundle."""
+    from rnclassifier.atomic import write_json
+    from rnclassifier.cohort import CLINICAL_COLUMNS
+    from rnclassifier.report.case import write_case_report
+    from rnclassifier.score import CaseInputs, score_case
+
+    new = out / "new-case"
+    if not _is_demo_cohort(new, n_lesions=NEW_CASES, seed=NEW_CASE_SEED):
+        write_synthetic_cohort(
+            new, preset="seed", n_lesions=NEW_CASES, seed=NEW_CASE_SEED, force=True, jobs=jobs
+        )
+    row = pd.read_csv(new / "cohort.csv", dtype=str).iloc[0]
+    case = CaseInputs(
+        images={"t1c": str(new / row["t1c"]), "flair": str(new / row["flair"])},
+        mask=str(new / row["mask"]),
+        brain_mask=str(new / row["brain_mask"]),
+        site=row["site"],
+        clinical={k: row[k] for k in CLINICAL_COLUMNS if isinstance(row.get(k), str)},
+    )
+    result = score_case(bundle, case)
+    write_case_report(out / "score" / "case.html", result, case)
+    write_json(out / "score" / "result.json", result)
+    truth = row["pathology"]
+    yield (
+        f"score: a new SYNTHETIC case: probability of tumour {result['probability']:.2f}, call "
+        f"{result['call']} (pathology in the generator: {truth}); "
+        f"{out / 'score' / 'case.html'}"
+    )
+
+
+def _is_demo_cohort(folder: Path, *, n_lesions: int = DEMO_LESIONS, seed: int = 0) -> bool:
     """A complete cohort from an earlier demo run (folders appear only when complete)."""
     settings = folder / SETTINGS_FILE
     if not settings.is_file():
         return False
-    expected = synthesis_settings("seed", DEMO_LESIONS, 0, None, False)
+    expected = synthesis_settings("seed", n_lesions, seed, None, False)
     return json.loads(settings.read_text(encoding="utf-8")) == expected
