@@ -104,6 +104,8 @@ def test_internal_error_exits_1(monkeypatch, capsys):
         ("score", ["--model", "m", "--t1c", "a", "--mask", "b", "--out", "r.json"]),
     ],
 )
-def test_commands_not_built_say_so(command, args, capsys):
+def test_a_missing_bundle_is_a_clear_error(command, args, capsys, tmp_path):
+    (tmp_path / "c.csv").write_text("patient_id,lesion_id,t1c,mask,pathology\n")
+    args = [str(tmp_path / a) if a == "c.csv" else a for a in args]
     assert main([command, *args]) == 2
-    assert "is not built yet" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip() == "error: m: not a model bundle folder"

@@ -99,6 +99,8 @@ def test_train_writes_metrics_predictions_and_report(table, tmp_path):
             "3",
             "--synthetic",
             "--no-mlflow",
+            "--noise-alarm",
+            "--no-bundle",
         ]
     )
     assert code == 0
@@ -116,8 +118,12 @@ def test_train_writes_metrics_predictions_and_report(table, tmp_path):
     predictions = pd.read_csv(out / "predictions.csv")
     assert len(predictions) == 240
     assert predictions["probability_xgboost/all"].between(0, 1).all()
+    alarm = metrics["leakage_alarms"]["pure_noise_features"]
+    assert alarm["n_features"] == 20  # as many noise columns as the primary set has features
+    assert abs(alarm["auc"]["estimate"] - 0.5) < 0.12
     html = (out / "report.html").read_text()
     assert "Model comparison" in html
+    assert "leakage alarm: pure noise features" in html
     assert "http" not in html
 
 

@@ -57,10 +57,6 @@ def app(debug: bool, verbose: int) -> None:
     root.setLevel(level)
 
 
-def not_built(command: str, issue: int) -> None:
-    raise InputError(f"'rnclassifier {command}' is not built yet (tracked in issue #{issue})")
-
-
 @app.command()
 @click.argument("manifest", type=existing_file)
 @click.option(
@@ -300,6 +296,11 @@ def default_cache_dir() -> Path:
     is_flag=True,
     help="Leakage alarm: shuffle the labels; the AUC must come out near 0.5.",
 )
+@click.option(
+    "--noise-alarm",
+    is_flag=True,
+    help="Leakage alarm: also run the primary on pure-noise features; AUC must be near 0.5.",
+)
 @click.option("--synthetic", is_flag=True, help="Label the report as SYNTHETIC data.")
 @click.option(
     "--bundle",
@@ -348,6 +349,7 @@ def train(
     tracking_uri: str | None,
     no_mlflow: bool,
     permute_labels: bool,
+    noise_alarm: bool,
     synthetic: bool,
     bundle: Path | None,
     name: str | None,
@@ -404,6 +406,7 @@ def train(
         budget=budget,
         jobs=jobs,
         permute_labels=permute_labels,
+        noise_alarm=noise_alarm,
         synthetic=synthetic,
         sets=sets or None,
         primary_set=primary_set,
@@ -429,6 +432,12 @@ def _print_training_summary(metrics: dict, out: Path) -> None:
         role = "primary" if entry["primary"] else "secondary"
         click.echo(f"{name:<30} {a['estimate']:.3f} ({a['low']:.3f}-{a['high']:.3f})   {role}")
     click.echo(f"report: {out / 'report.html'}; metrics: {out / 'metrics.json'}")
+    for name, alarm in metrics.get("leakage_alarms", {}).items():
+        a = alarm["auc"]
+        click.echo(
+            f"{'alarm: ' + name:<30} {a['estimate']:.3f} ({a['low']:.3f}-{a['high']:.3f})"
+            "   must contain 0.5"
+        )
     if metrics.get("bundle"):
         click.echo(f"model bundle (primary, final model): {metrics['bundle']}")
 
@@ -526,12 +535,59 @@ def evaluate(
 
 
 @app.command()
-@click.option("--model", type=output_path, required=True, help="Model bundle folder.")
-@click.option("--cohort", type=existing_file, required=True, help="External cohort manifest.")
+@click.option("--model", "model_dir", type=output_path, required=True, help="Model bundle.")
+@click.option(
+    "--cohort",
+    "cohorts",
+    type=existing_file,
+    required=True,
+    multiple=True,
+    help="External cohort manifest with pathology; repeat for several (reported separately).",
+)
 @click.option("--out", type=output_path, required=True, help="Folder for metrics and report.")
-def validate(**_: object) -> None:
-    """External validation of a frozen model on another institution's cohort."""
-    not_built("validate", 8)
+@click.option(
+    "--recalibrate",
+    is_flag=True,
+    help="Also report logistic recalibration (cross-validated on the cohort), beside the "
+    "frozen result.",
+)
+@click.option("--site-adapt", is_flag=True, help="Label-free site adaptation (not supported).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--cache-dir", type=output_path, help="Feature cache folder.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+def validate(
+    model_dir: Path,
+    cohorts: tuple[Path, ...],
+    out: Path,
+    recalibrate: bool,
+    site_adapt: bool,
+    jobs: int,
+    cache_dir: Path | None,
+    seed: int,
+) -> None:
+    """External validation of a frozen model on other institutions' cohorts."""
+    from rnclassifier.validate import validate as run
+
+    document = run(
+        model_dir,
+        list(cohorts),
+        out,
+        recalibrate=recalibrate,
+        site_adapt=site_adapt,
+        cache_dir=cache_dir,
+        jobs=jobs,
+        seed=seed,
+    )
+    for name, metrics in document["cohorts"].items():
+        auc = metrics["discrimination"]["auc"]
+        cal = metrics["calibration"]
+        click.echo(
+            f"{name}: AUC {auc['estimate']:.3f} (95% CI {auc['low']:.3f}-{auc['high']:.3f}), "
+            f"calibration slope {cal['slope']:.2f}, intercept {cal['intercept']:.2f}; "
+            f"{metrics['shift']['n_out_of_distribution']} of {metrics['n_lesions']} lesions "
+            "out of distribution"
+        )
+    click.echo(f"report: {out / 'report.html'}; metrics: {out / 'metrics.json'}")
 
 
 def _sequence_options(function: Any) -> Any:

@@ -362,24 +362,13 @@ def readable(column: str) -> str:
     return f"change since prior scan in {text}" if parsed.delta else text
 
 
-def score_cohort(
-    bundle_path: str | Path,
-    manifest: str | Path,
-    out: str | Path,
-    *,
-    prevalence: float | None = None,
-    allow_imputation: bool = False,
-    cache_dir: str | Path | None = None,
-    jobs: int = 1,
-) -> str:
-    """Score every lesion of a manifest; write one CSV row per lesion (the manifest's own
-    lesion IDs, which stay with the user) and return a one-line summary."""
-    from rnclassifier.atomic import atomic_file
-    from rnclassifier.cohort import load_cohort
-
-    bundle = load_bundle(bundle_path)
+def check_manifest(
+    bundle: ModelBundle, cohort: Cohort, *, allow_imputation: bool = False
+) -> list[str]:
+    """Before any extraction: every column or cell the model needs and the manifest lacks, one
+    problem each; returns the covariates to impute (absent columns) with `allow_imputation`."""
+    manifest = cohort.source
     needs = bundle_requirements(bundle)
-    cohort = load_cohort(manifest)
     problems = [
         f"{manifest}: column {s}: missing; the model uses features of this sequence"
         for s in needs.sequences
@@ -396,23 +385,38 @@ def score_cohort(
             if c not in cohort.lesions
         ]
     absent = [c for c in needs.covariates if c not in cohort.lesions]
-    blank = [
-        f"{manifest}: row {n}, column {c}: empty; the model uses it (or --allow-imputation)"
-        for c in needs.covariates
-        if c in cohort.lesions
-        for n, v in zip(cohort.row_numbers, cohort.lesions[c], strict=True)
-        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
-    ]
     if not allow_imputation:
         problems += [
             f"{manifest}: column {c}: missing; the model uses it (or --allow-imputation)"
             for c in absent
-        ] + blank
+        ]
+        problems += [
+            f"{manifest}: row {n}, column {c}: empty; the model uses it (or --allow-imputation)"
+            for c in needs.covariates
+            if c in cohort.lesions
+            for n, v in zip(cohort.row_numbers, cohort.lesions[c], strict=True)
+            if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+        ]
     if bundle.harmonised and "site" not in cohort.lesions:
         problems.append(f"{manifest}: column site: missing; this model harmonises by site")
     if problems:
         raise InputError(problems)
-    features, _ = extract_for_bundle(bundle, cohort, cache_dir=cache_dir, jobs=jobs)
+    return absent
+
+
+def predict_cohort(
+    bundle: ModelBundle,
+    cohort: Cohort,
+    *,
+    prevalence: float | None = None,
+    allow_imputation: bool = False,
+    cache_dir: str | Path | None = None,
+    jobs: int = 1,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Per-lesion results of a checked manifest (row order), the model's input features, and
+    the covariates imputed."""
+    absent = check_manifest(bundle, cohort, allow_imputation=allow_imputation)
+    features, diagnostics = extract_for_bundle(bundle, cohort, cache_dir=cache_dir, jobs=jobs)
     absent_columns = [c for c in bundle.input_features if c not in features]
     # Absent covariates: the bundle's own imputer fills them.
     features = features.reindex(columns=[*features.columns, *absent_columns])
@@ -436,12 +440,42 @@ def score_cohort(
     cutoff = np.inf if cutoff is None else cutoff
     seen = bundle.meta.get("sites") or {}
     site_unseen = (
-        cohort.lesions["site"].map(lambda s: bool(seen) and s is not None and s not in seen)
+        cohort.lesions["site"]
+        .map(lambda s: bool(seen) and s is not None and s not in seen)
+        .to_numpy(bool)
         if "site" in cohort.lesions
-        else False
+        else np.zeros(len(table), bool)
     )
     table["out_of_distribution"] = (predicted["distance"] > cutoff) | site_unseen
     table["features_outside_training_range"] = [";".join(x) for x in predicted["outside"]]
+    table["lesion_volume_cc"] = [d.get("current", {}).get("lesion_volume_cc") for d in diagnostics]
+    return table, features, absent
+
+
+def score_cohort(
+    bundle_path: str | Path,
+    manifest: str | Path,
+    out: str | Path,
+    *,
+    prevalence: float | None = None,
+    allow_imputation: bool = False,
+    cache_dir: str | Path | None = None,
+    jobs: int = 1,
+) -> str:
+    """Score every lesion of a manifest; write one CSV row per lesion (the manifest's own
+    lesion IDs, which stay with the user) and return a one-line summary."""
+    from rnclassifier.atomic import atomic_file
+    from rnclassifier.cohort import load_cohort
+
+    bundle = load_bundle(bundle_path)
+    table, _, absent = predict_cohort(
+        bundle,
+        load_cohort(manifest),
+        prevalence=prevalence,
+        allow_imputation=allow_imputation,
+        cache_dir=cache_dir,
+        jobs=jobs,
+    )
     out = Path(out)
     with atomic_file(out) as tmp:
         table.to_csv(tmp, index=False)

@@ -163,6 +163,7 @@ def train_from_features(
     optuna_storage: str | None = None,
     progress: bool = False,
     harmonise: bool = False,
+    noise_alarm: bool = False,
 ) -> dict[str, Any]:
     """Nested CV of each model on each feature set; the primary (model, feature set) is declared
     before the run and reported whatever its rank. Writes `metrics.json`, `predictions.csv` and
@@ -249,6 +250,24 @@ def train_from_features(
                 "outer_folds": result.folds,
             }
     primary_key = f"{primary}/{primary_set}"
+    alarms = {}
+    if noise_alarm:
+        # Leakage alarm: as many pure-noise columns as the primary set (at most 100), the true
+        # labels, the primary model and the whole pipeline. Must come out near AUC 0.5.
+        rng = np.random.default_rng(budget.seed + 31)
+        width = min(100, len(available[primary_set]))
+        noise = pd.DataFrame(
+            rng.normal(size=(len(y), width)),
+            index=data.X.index,
+            columns=[f"noise_{j:03d}" for j in range(width)],
+        )
+        result = nested_cv(noise, y, data.groups, primary, budget, jobs=jobs)
+        probability = result.mean_probability(len(y))
+        alarms["pure_noise_features"] = {
+            "n_features": width,
+            "auc": auc_interval(y, probability, data.groups, seed=budget.seed).as_dict(),
+            "expected": "0.5 (its interval should contain 0.5)",
+        }
     evaluation_inputs = EvaluationInputs(
         y=y,
         score=predictions[f"probability_{primary_key}"].to_numpy(),
@@ -270,6 +289,7 @@ def train_from_features(
         # The backend only: a database URL can hold a password.
         "optuna_storage": optuna_storage.split(":", 1)[0] if optuna_storage else "in-memory",
         "models": summary,
+        "leakage_alarms": alarms,
         "primary_evaluation": evaluation,
     }
     X_primary = data.X[available[primary_set]]

@@ -55,6 +55,22 @@ def pvalue(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.2g}" if p < 0.1 else f"= {p:.2f}"
 
 
+def evaluation_context(metrics: dict[str, Any], data: Any) -> dict[str, Any]:
+    """What `_evaluation_body.html.j2` needs for one evaluation: its metrics and figures."""
+    scored = np.isfinite(data.score)
+    figures = {
+        "roc": plots.roc_figure(data.y[scored], data.score[scored], data.groups[scored], metrics)
+    }
+    if "calibration" in metrics:
+        figures["calibration"] = plots.calibration_figure(metrics)
+        figures["decision"] = plots.decision_figure(metrics)
+    return {
+        "metrics": metrics,
+        "images": {k: base64.b64encode(v).decode("ascii") for k, v in figures.items()},
+        "confusion": _confusion(metrics),
+    }
+
+
 def render_evaluation_html(
     metrics: dict[str, Any],
     data: Any,
@@ -64,14 +80,6 @@ def render_evaluation_html(
     extra_sections: list[dict[str, str]] | None = None,
 ) -> str:
     """The report's HTML: the evaluation, plus sections that training adds."""
-    scored = np.isfinite(data.score)
-    figures = {
-        "roc": plots.roc_figure(data.y[scored], data.score[scored], data.groups[scored], metrics)
-    }
-    if "calibration" in metrics:
-        figures["calibration"] = plots.calibration_figure(metrics)
-        figures["decision"] = plots.decision_figure(metrics)
-    images = {k: base64.b64encode(v).decode("ascii") for k, v in figures.items()}
     return (
         _environment()
         .get_template("evaluation.html.j2")
@@ -79,14 +87,12 @@ def render_evaluation_html(
             title=title,
             synthetic=synthetic,
             intended_use=INTENDED_USE,
-            metrics=metrics,
-            images=images,
             labels=METRIC_LABELS,
             ci=ci,
             pvalue=pvalue,
             version=__version__,
-            confusion=_confusion(metrics),
             extra_sections=extra_sections or [],
+            **evaluation_context(metrics, data),
         )
     )
 

@@ -41,6 +41,7 @@ def training_sections(
         .get_template("training_sections.html.j2")
         .render(
             models=metrics["models"],
+            alarms=metrics.get("leakage_alarms", {}),
             budget=metrics["budget"],
             rule_text=rule_text(metrics["budget"]["threshold_rule"]),
             ci=ci,

@@ -1,0 +1,244 @@
+"""External validation of a frozen model: each cohort scored by the bundle exactly as it is
+(features, preprocessing, calibration and threshold from the bundle; nothing refitted), then
+judged against pathology and the cohort's own radiologists, with case mix and shift beside.
+
+Optional logistic recalibration is reported beside the frozen result, never instead of it: its
+metrics come from patient-grouped cross-validation on the external cohort, so the recalibrated
+calibration is not judged on the lesions it was fitted to.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold
+
+from rnclassifier import __version__
+from rnclassifier.bundle import ModelBundle, load_bundle
+from rnclassifier.cohort import NEGATIVE_CLASS, POSITIVE_CLASS, load_cohort
+from rnclassifier.errors import InputError
+from rnclassifier.evaluate import EvaluationInputs, evaluate_predictions
+from rnclassifier.features.naming import parse_feature_column
+from rnclassifier.modeling.threshold import Calibrator
+from rnclassifier.score import check_manifest, predict_cohort
+from rnclassifier.stats.calibration import calibration_summary
+from rnclassifier.stats.descriptive import table_one
+from rnclassifier.stats.discrimination import auc_interval
+
+#: Below this many lesions of either class a subgroup reports counts, not an AUC.
+MIN_PER_CLASS = 5
+SIZE_BANDS_CC = ((0.0, 1.0), (1.0, 5.0), (5.0, np.inf))
+
+
+def standardised_mean_differences(
+    reference: dict[str, Any], features: pd.DataFrame
+) -> dict[str, float]:
+    """(external mean - training mean) / pooled SD, for each continuous model feature; |SMD|
+    above 0.1 is the usual mark of a meaningful shift (Austin 2009)."""
+    out = {}
+    for j, name in enumerate(reference.get("features", [])):
+        values = features[name].to_numpy(float)
+        values = values[np.isfinite(values)]
+        if len(values) < 2:
+            continue
+        mean, sd = float(reference["mean"][j]), float(reference["sd"][j])
+        pooled = np.sqrt((sd**2 + values.std(ddof=1) ** 2) / 2)
+        out[name] = float((values.mean() - mean) / pooled) if pooled > 0 else 0.0
+    return out
+
+
+def _subgroup(y: np.ndarray, p: np.ndarray, groups: np.ndarray, seed: int) -> dict[str, Any]:
+    n_t, n_n = int(y.sum()), int((1 - y).sum())
+    entry: dict[str, Any] = {"n_tumour": n_t, "n_necrosis": n_n}
+    if min(n_t, n_n) >= MIN_PER_CLASS:
+        entry["auc"] = auc_interval(y, p, groups, seed=seed, n_resamples=1000).as_dict()
+    return entry
+
+
+def _recalibrated(
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray, *, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Logistic recalibration (Platt on logit p; slope never negative), cross-validated by
+    patient: each lesion's recalibrated probability comes from a fit without its patient."""
+    out = np.full(len(y), np.nan)
+    folds = max(2, min(folds, len(np.unique(groups))))
+    for train, test in GroupKFold(folds).split(p, y, groups):
+        if len(np.unique(y[train])) < 2:
+            out[test] = p[test]
+            continue
+        out[test] = Calibrator("platt").fit(p[train], y[train]).transform(p[test])
+    return out
+
+
+def validate_cohort(
+    bundle: ModelBundle,
+    manifest: str | Path,
+    *,
+    recalibrate: bool = False,
+    cache_dir: str | Path | None = None,
+    jobs: int = 1,
+    seed: int = 0,
+) -> tuple[dict[str, Any], EvaluationInputs, pd.DataFrame]:
+    """The frozen model on one cohort: its metrics, the evaluation inputs (for the figures)
+    and the per-lesion results."""
+    cohort = load_cohort(manifest, require_pathology=True)
+    results, features, _ = predict_cohort(bundle, cohort, cache_dir=cache_dir, jobs=jobs)
+    lesions = cohort.lesions.reset_index(drop=True)
+    y = (lesions["pathology"] == POSITIVE_CLASS).to_numpy(int)
+    groups = lesions["patient_id"].astype(str).to_numpy()
+    p = results["probability"].to_numpy(float)
+    reads = None
+    if "radiologist_read" in lesions:
+        reads = lesions["radiologist_read"].map({POSITIVE_CLASS: 1.0, NEGATIVE_CLASS: 0.0})
+        reads = reads.astype(float).to_numpy()
+    scores = None
+    if "radiologist_score" in lesions:
+        scores = pd.to_numeric(lesions["radiologist_score"]).astype(float).to_numpy()
+    inputs = EvaluationInputs(y, p, groups, reads, scores, is_probability=True)
+    metrics = evaluate_predictions(inputs, (bundle.threshold,), seed=seed)
+
+    # Sensitivity analyses on the columns the cohort has.
+    sensitivity = {}
+    if "reference_standard" in lesions:
+        rows = (lesions["reference_standard"] == "pathology").to_numpy()
+        sensitivity["pathology_confirmed_only"] = _subgroup(y[rows], p[rows], groups[rows], seed)
+    if "pathology_detail" in lesions:
+        rows = (lesions["pathology_detail"] != "mixed").to_numpy()
+        sensitivity["mixed_lesions_excluded"] = _subgroup(y[rows], p[rows], groups[rows], seed)
+    if "days_scan_to_surgery" in lesions:
+        days = pd.to_numeric(lesions["days_scan_to_surgery"]).to_numpy(float)
+        rows = np.isfinite(days) & (days <= 30)
+        sensitivity["surgery_within_30_days"] = _subgroup(y[rows], p[rows], groups[rows], seed)
+    metrics["sensitivity_analyses"] = sensitivity
+
+    # Subgroups: performance by site, histology, sequences available and lesion size.
+    subgroups: dict[str, dict[str, Any]] = {}
+    for column in ("site", "histology"):
+        if column in lesions:
+            subgroups[column] = {
+                str(value): _subgroup(y[rows], p[rows], groups[rows], seed)
+                for value in sorted(lesions[column].dropna().unique())
+                if (rows := (lesions[column] == value).to_numpy()).any()
+            }
+    optional = [c for c in ("flair", "t2", "t1c_prior") if c in lesions]
+    if optional:
+        available = (
+            lesions[optional]
+            .notna()
+            .apply(lambda r: "+".join(["t1c", *(c for c in optional if r[c])]), axis=1)
+        )
+        subgroups["sequences_available"] = {
+            value: _subgroup(y[rows], p[rows], groups[rows], seed)
+            for value in sorted(available.unique())
+            if (rows := (available == value).to_numpy()).any()
+        }
+    volume = results["lesion_volume_cc"].to_numpy(float)
+    subgroups["lesion_volume_cc"] = {
+        f"{low:g}-{high:g}" if np.isfinite(high) else f">{low:g}": _subgroup(
+            y[rows], p[rows], groups[rows], seed
+        )
+        for low, high in SIZE_BANDS_CC
+        if (rows := (volume >= low) & (volume < high)).any()
+    }
+    metrics["subgroups"] = subgroups
+
+    # Case mix and shift against the training cohort (the bundle's aggregates).
+    clinical = [c for c in features.columns if parse_feature_column(c) is None
+                and c in bundle.meta["table_one"]["all"]["covariates"]]  # fmt: skip
+    metrics["case_mix"] = {
+        "external": table_one(features.reset_index(drop=True), y, groups, clinical),
+        "training": bundle.meta["table_one"],
+    }
+    metrics["shift"] = {
+        "standardised_mean_difference": standardised_mean_differences(
+            bundle.meta["reference"], features
+        ),
+        "out_of_distribution_share": float(results["out_of_distribution"].mean()),
+        "n_out_of_distribution": int(results["out_of_distribution"].sum()),
+    }
+    if recalibrate:
+        q = _recalibrated(y, p, groups, seed=seed)
+        metrics["recalibrated"] = {
+            "method": "logistic recalibration (Platt on logit p, slope >= 0), "
+            "patient-grouped 5-fold cross-validated on this cohort",
+            "auc": auc_interval(y, q, groups, seed=seed).as_dict(),
+            "calibration": calibration_summary(y, q),
+        }
+    return metrics, inputs, results
+
+
+def validate(
+    bundle_path: str | Path,
+    cohorts: list[str | Path],
+    out: str | Path,
+    *,
+    recalibrate: bool = False,
+    site_adapt: bool = False,
+    cache_dir: str | Path | None = None,
+    jobs: int = 1,
+    seed: int = 0,
+    synthetic: bool | None = None,
+) -> dict[str, Any]:
+    """Validate the frozen bundle on each cohort; write `out/metrics.json`, `out/report.html`
+    and per cohort `out/<name>/report.html` and its per-lesion predictions."""
+    from rnclassifier.atomic import atomic_file, write_json, write_text
+    from rnclassifier.report.validation import render_validation_html
+
+    bundle = load_bundle(bundle_path)
+    if site_adapt:
+        raise InputError(
+            "--site-adapt: label-free site adaptation is not supported by this version "
+            "(the frozen result and --recalibrate are)"
+        )
+    names = _cohort_names(cohorts)
+    # Every manifest is checked before any extraction starts.
+    for manifest in cohorts:
+        check_manifest(bundle, load_cohort(manifest, require_pathology=True))
+    out = Path(out)
+    sections = {}
+    document: dict[str, Any] = {
+        "model": {
+            "name": bundle.meta["name"],
+            "model": bundle.meta["model"],
+            "feature_set": bundle.meta["feature_set"],
+            "threshold": bundle.threshold,
+            "training_prevalence": bundle.meta["training"]["prevalence"],
+            "training_auc": bundle.meta["metrics"]["nested_cv_auc"],
+            "synthetic": bundle.meta["synthetic"],
+        },
+        "rnclassifier_version": __version__,
+        "frozen": "features, preprocessing, calibration and threshold from the bundle; "
+        "nothing refitted on the external cohorts",
+        "cohorts": {},
+    }
+    for name, manifest in zip(names, cohorts, strict=True):
+        metrics, inputs, results = validate_cohort(
+            bundle, manifest, recalibrate=recalibrate, cache_dir=cache_dir, jobs=jobs, seed=seed
+        )
+        document["cohorts"][name] = metrics
+        sections[name] = (metrics, inputs)
+        folder = out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_file(folder / "predictions.csv") as tmp:
+            results.to_csv(tmp, index=False)
+    is_synthetic = bundle.meta["synthetic"] if synthetic is None else synthetic
+    html = render_validation_html(document, sections, synthetic=is_synthetic)
+    write_json(out / "metrics.json", document)
+    write_text(out / "report.html", html)
+    return document
+
+
+def _cohort_names(cohorts: list[str | Path]) -> list[str]:
+    """A folder name per cohort: the manifest's parent folder or file name, made unique."""
+    names: list[str] = []
+    for manifest in cohorts:
+        path = Path(manifest)
+        base = path.stem if path.stem != "cohort" else path.resolve().parent.name
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        names.append(name)
+    return names
