@@ -6,6 +6,7 @@ import csv
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 GOOD_ROWS = [
@@ -107,3 +108,35 @@ def _work_in_a_temporary_folder(tmp_path_factory, monkeypatch) -> None:
     """Commands default to outputs in the working folder (models/, mlflow.db): keep every test's
     out of the checkout."""
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> dict:
+    """A SYNTHETIC cohort (100 lesions), its light-profile features and the primary's bundle,
+    made once per test session for scoring and validation."""
+    from rnclassifier.config import LIGHT_EXTRACTION_CONFIG
+    from rnclassifier.features.api import run_extraction
+    from rnclassifier.modeling.nested import Budget
+    from rnclassifier.synthetic.write import write_synthetic_cohort
+    from rnclassifier.train import read_feature_table, train_from_features
+
+    folder = tmp_path_factory.mktemp("score")
+    write_synthetic_cohort(folder / "cohort", n_lesions=100, seed=31, jobs=2)
+    run_extraction(
+        folder / "cohort" / "cohort.csv",
+        folder / "features.parquet",
+        params=LIGHT_EXTRACTION_CONFIG,
+        jobs=2,
+    )
+    train_from_features(
+        read_feature_table(folder / "features.parquet"),
+        folder / "out",
+        models=("xgboost",),
+        sets=("combined",),
+        budget=Budget(outer_folds=5, repeats=1, inner_folds=3, trials=6, seed=0),
+        track=False,
+        synthetic=True,
+        bundle=folder / "bundle",
+    )
+    manifest = pd.read_csv(folder / "cohort" / "cohort.csv", dtype=str)
+    return {"folder": folder, "bundle": folder / "bundle", "manifest": manifest}

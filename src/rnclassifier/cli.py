@@ -584,8 +584,9 @@ def validate(
         click.echo(
             f"{name}: AUC {auc['estimate']:.3f} (95% CI {auc['low']:.3f}-{auc['high']:.3f}), "
             f"calibration slope {cal['slope']:.2f}, intercept {cal['intercept']:.2f}; "
-            f"{metrics['shift']['n_out_of_distribution']} of {metrics['n_lesions']} lesions "
-            "out of distribution"
+            f"{metrics['shift']['n_beyond_distance_cutoff']} of {metrics['n_lesions']} lesions "
+            f"beyond the feature-distance cut-off, {metrics['shift']['n_site_unseen']} from "
+            "unseen sites"
         )
     click.echo(f"report: {out / 'report.html'}; metrics: {out / 'metrics.json'}")
 

@@ -446,7 +446,9 @@ def predict_cohort(
         if "site" in cohort.lesions
         else np.zeros(len(table), bool)
     )
-    table["out_of_distribution"] = (predicted["distance"] > cutoff) | site_unseen
+    table["beyond_distance_cutoff"] = predicted["distance"] > cutoff
+    table["site_unseen"] = site_unseen
+    table["out_of_distribution"] = table["beyond_distance_cutoff"] | site_unseen
     table["features_outside_training_range"] = [";".join(x) for x in predicted["outside"]]
     table["lesion_volume_cc"] = [d.get("current", {}).get("lesion_volume_cc") for d in diagnostics]
     return table, features, absent

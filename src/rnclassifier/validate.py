@@ -58,11 +58,13 @@ def _subgroup(y: np.ndarray, p: np.ndarray, groups: np.ndarray, seed: int) -> di
     return entry
 
 
-def _recalibrated(
-    y: np.ndarray, p: np.ndarray, groups: np.ndarray, *, folds: int = 5, seed: int = 0
-) -> np.ndarray:
-    """Logistic recalibration (Platt on logit p; slope never negative), cross-validated by
-    patient: each lesion's recalibrated probability comes from a fit without its patient."""
+def _recalibration(
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray, *, folds: int = 5
+) -> tuple[Calibrator, np.ndarray]:
+    """Logistic recalibration (Platt on logit p; slope never negative): the one fitted on the
+    whole cohort (what a site would deploy; monotone, so the AUC is the frozen model's), and
+    patient-grouped cross-validated probabilities to judge its calibration honestly."""
+    deployed = Calibrator("platt").fit(p, y)
     out = np.full(len(y), np.nan)
     folds = max(2, min(folds, len(np.unique(groups))))
     for train, test in GroupKFold(folds).split(p, y, groups):
@@ -70,7 +72,7 @@ def _recalibrated(
             out[test] = p[test]
             continue
         out[test] = Calibrator("platt").fit(p[train], y[train]).transform(p[test])
-    return out
+    return deployed, out
 
 
 def validate_cohort(
@@ -158,14 +160,20 @@ def validate_cohort(
         ),
         "out_of_distribution_share": float(results["out_of_distribution"].mean()),
         "n_out_of_distribution": int(results["out_of_distribution"].sum()),
+        # The two reasons apart: an external site is unseen by definition, so the images'
+        # distance is what says whether the model's features still look like its training.
+        "n_beyond_distance_cutoff": int(results["beyond_distance_cutoff"].sum()),
+        "n_site_unseen": int(results["site_unseen"].sum()),
     }
     if recalibrate:
-        q = _recalibrated(y, p, groups, seed=seed)
+        deployed, cross_validated = _recalibration(y, p, groups)
+        recalibrated = deployed.transform(p)
         metrics["recalibrated"] = {
-            "method": "logistic recalibration (Platt on logit p, slope >= 0), "
-            "patient-grouped 5-fold cross-validated on this cohort",
-            "auc": auc_interval(y, q, groups, seed=seed).as_dict(),
-            "calibration": calibration_summary(y, q),
+            "method": "logistic recalibration (Platt on logit p, slope >= 0); calibration "
+            "judged by patient-grouped 5-fold cross-validation on this cohort",
+            "parameters": deployed.to_dict(),
+            "auc": auc_interval(y, recalibrated, groups, seed=seed).as_dict(),
+            "calibration": calibration_summary(y, cross_validated),
         }
     return metrics, inputs, results
 
