@@ -729,14 +729,21 @@ def score(
 
 
 @app.command()
-@click.option("--out", type=output_path, default=Path("demo-output"), show_default=True)
+@click.option(
+    "--out",
+    type=output_path,
+    help="Folder for the outputs [default: demo-output, or demo-output-quick with --quick].",
+)
 @click.option("--force", is_flag=True, help="Replace the demo's outputs if they exist.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes (default: 2).")
-def demo(out: Path, force: bool, jobs: int | None) -> None:
-    """Run the whole pipeline end to end on a SYNTHETIC cohort."""
+@click.option("--quick", is_flag=True, help="Every stage on a small scale (for tests).")
+def demo(out: Path | None, force: bool, jobs: int | None, quick: bool) -> None:
+    """Run the whole story end to end on SYNTHETIC data: synth, extract, train (bundle in
+    ./models/), evaluate, validate on an external cohort, score a new case."""
     from rnclassifier.demo import run_demo
 
-    for line in run_demo(out, force=force, jobs=jobs, progress=sys.stderr.isatty()):
+    out = out or Path("demo-output-quick" if quick else "demo-output")
+    for line in run_demo(out, force=force, jobs=jobs, progress=sys.stderr.isatty(), quick=quick):
         click.echo(line)
 
 

@@ -1,6 +1,7 @@
-"""The end-to-end demo on a SYNTHETIC cohort: every stage that exists, in order.
-
-Stages are added here as they are built; each is the same function the CLI calls.
+"""The end-to-end demo on SYNTHETIC data, the whole story in order: a seed-like cohort,
+extraction, training with its bundle, evaluation against the radiologists, an external cohort
+validated with the frozen bundle, and one new case scored. Each stage is the same function the
+CLI calls.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -22,41 +24,54 @@ from rnclassifier.report.html import write_evaluation_report
 from rnclassifier.synthetic import write_synthetic_cohort
 from rnclassifier.synthetic.write import SETTINGS_FILE, synthesis_settings
 from rnclassifier.train import read_feature_table, train_from_features
+from rnclassifier.validate import validate
 
 logger = logging.getLogger(__name__)
 
-#: The seed study's size.
-DEMO_LESIONS = 82
-#: The new patients whose follow-up MRI the demo scores (not in the training cohort).
-NEW_CASES, NEW_CASE_SEED = 4, 2026
-#: A lighter search than the default so that the demo stays a few minutes on 2 cores.
-DEMO_BUDGET = Budget(outer_folds=5, repeats=1, inner_folds=3, trials=10, seed=0)
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Sizes and budget of one demo run."""
+
+    lesions: int
+    external_lesions: int
+    budget: Budget
+    models: tuple[str, ...] = ("xgboost", "elastic_net", "random_forest")
+    sets: tuple[str, ...] | None = None  # every set the table has
+
+
+#: The seed study's size (82 lesions) and an external cohort; a lighter search than the
+#: default, so that the whole story stays within about 10 minutes on 2 cores.
+FULL = DemoPlan(82, 60, Budget(outer_folds=5, repeats=1, inner_folds=3, trials=10, seed=0))
+#: Every stage on a small scale, for tests (a couple of minutes).
+QUICK = DemoPlan(
+    40,
+    20,
+    Budget(outer_folds=3, repeats=1, inner_folds=3, trials=4, seed=0),
+    models=("xgboost", "elastic_net"),
+    sets=("clinical", "combined"),
+)
+BUNDLE_NAME = "demo-synthetic"
+EXTERNAL_SEED = 2026
 
 
 def run_demo(
-    out: Path, *, force: bool = False, jobs: int | None = None, progress: bool = False
+    out: Path,
+    *,
+    force: bool = False,
+    jobs: int | None = None,
+    progress: bool = False,
+    quick: bool = False,
+    models_dir: Path = Path("models"),
 ) -> Iterator[str]:
-    """Run the demo into the folder `out`, yielding one line per stage as it finishes."""
+    """Run the demo into the folder `out` (the bundle into `models_dir`), yielding one line per
+    stage as it finishes."""
+    plan = QUICK if quick else FULL
     config = load_extraction_config(LIGHT_EXTRACTION_CONFIG)
     yield f"config: {config.source.name} valid (fingerprint {config.fingerprint()[:12]})"
 
     cohort_dir = out / "cohort"
-    if not force and _is_demo_cohort(cohort_dir):
-        yield f"synth: reusing the SYNTHETIC cohort in {cohort_dir} (--force remakes it)"
-    elif cohort_dir.exists() and not force:
-        raise InputError(
-            f"{cohort_dir}: exists and is not this version's demo cohort; choose another --out "
-            "or pass --force to replace it"
-        )
-    else:
-        summary = write_synthetic_cohort(
-            cohort_dir, preset="seed", n_lesions=DEMO_LESIONS, seed=0, force=True, jobs=jobs
-        )
-        yield (
-            f"synth: SYNTHETIC seed-like cohort in {summary.out}: {summary.n_lesions} lesions of"
-            f" {summary.n_patients} patients ({summary.n_tumour} tumour, {summary.n_necrosis} "
-            "necrosis)"
-        )
+    yield _synthesise(cohort_dir, "seed", plan.lesions, 0, force=force, jobs=jobs)
     cohort = load_cohort(cohort_dir / "cohort.csv", require_pathology=True)
     yield f"check: manifest valid; sequences {', '.join(cohort.sequences)}; prior scans present"
     extracted = run_extraction(
@@ -71,17 +86,20 @@ def run_demo(
 
     data = read_feature_table(out / "features.parquet")
     experiment = out / "experiment"
+    bundle = models_dir / BUNDLE_NAME
     metrics = train_from_features(
         data,
         experiment,
-        budget=DEMO_BUDGET,
+        models=plan.models,
+        sets=plan.sets,
+        budget=plan.budget,
         jobs=jobs or 2,
         synthetic=True,
         tracking_uri=f"sqlite:///{(out / 'mlflow.db').resolve()}",
         experiment="rnclassifier-demo",
         artifact_location=(out / "mlartifacts").resolve().as_uri(),
-        bundle=out / "models" / "demo-synthetic",
-        bundle_name="demo-synthetic",
+        bundle=bundle,
+        bundle_name=BUNDLE_NAME,
         overwrite_bundle=True,
         progress=progress,
     )
@@ -92,6 +110,7 @@ def run_demo(
             f"train: {name} ({role}) nested-CV AUC {a['estimate']:.2f} "
             f"(95% CI {a['low']:.2f}-{a['high']:.2f}, patient bootstrap)"
         )
+    yield f"train: experiment report {experiment / 'report.html'}"
 
     # The primary model's out-of-fold predictions against pathology and the radiologists.
     predictions = pd.read_csv(experiment / "predictions.csv")
@@ -120,49 +139,81 @@ def run_demo(
         f"bundle: {metrics['bundle']} (the primary's final model, model card inside; "
         f"threshold {metrics['final_model']['threshold']:.2f})"
     )
-    yield from _score_a_new_case(out, Path(metrics["bundle"]), jobs=jobs)
+
+    external_dir = out / "external"
+    yield _synthesise(
+        external_dir, "external", plan.external_lesions, EXTERNAL_SEED, force=force, jobs=jobs
+    )
+    document = validate(
+        bundle,
+        [external_dir / "cohort.csv"],
+        out / "validation",
+        recalibrate=True,
+        cache_dir=out / "feature-cache",
+        jobs=jobs or 2,
+    )
+    external = document["cohorts"]["external"]
+    auc, calibration = external["discrimination"]["auc"], external["calibration"]
     yield (
-        f"mlflow: runs and the registered model in {out / 'mlflow.db'}; not built yet: "
-        "validate (#8)"
+        f"validate: frozen model on the SYNTHETIC external cohort: AUC {auc['estimate']:.2f} "
+        f"(95% CI {auc['low']:.2f}-{auc['high']:.2f}), calibration slope "
+        f"{calibration['slope']:.2f}, intercept {calibration['intercept']:.2f}; "
+        f"{out / 'validation' / 'report.html'}"
+    )
+    yield from _score_a_new_case(out, external_dir, bundle)
+    yield f"mlflow: runs and the registered model in {out / 'mlflow.db'}"
+
+
+def _synthesise(
+    folder: Path, preset: str, n_lesions: int, seed: int, *, force: bool, jobs: int | None
+) -> str:
+    if not force and _is_demo_cohort(folder, preset=preset, n_lesions=n_lesions, seed=seed):
+        return f"synth: reusing the SYNTHETIC {preset} cohort in {folder} (--force remakes it)"
+    if folder.exists() and not force:
+        raise InputError(
+            f"{folder}: exists and is not this version's demo cohort; choose another --out "
+            "or pass --force to replace it"
+        )
+    summary = write_synthetic_cohort(
+        folder, preset=preset, n_lesions=n_lesions, seed=seed, force=True, jobs=jobs
+    )
+    return (
+        f"synth: SYNTHETIC {preset} cohort in {summary.out}: {summary.n_lesions} lesions of"
+        f" {summary.n_patients} patients ({summary.n_tumour} tumour, {summary.n_necrosis} "
+        "necrosis)"
     )
 
 
-def _score_a_new_case(out: Path, bundle: Path, *, jobs: int | None) -> Iterator[str]:
-    """A new SYNTHETIC patient's follow-up MRI, scored as a clinician would from the command
-    line: images, mask, clinical facts, the bundle."""
+def _score_a_new_case(out: Path, cohort_dir: Path, bundle: Path) -> Iterator[str]:
+    """A new SYNTHETIC patient's follow-up MRI (from the external cohort), scored as a
+    clinician would from the command line: images, mask, clinical facts, the bundle."""
     from rnclassifier.atomic import write_json
     from rnclassifier.cohort import CLINICAL_COLUMNS
     from rnclassifier.report.case import write_case_report
     from rnclassifier.score import CaseInputs, score_case
 
-    new = out / "new-case"
-    if not _is_demo_cohort(new, n_lesions=NEW_CASES, seed=NEW_CASE_SEED):
-        write_synthetic_cohort(
-            new, preset="seed", n_lesions=NEW_CASES, seed=NEW_CASE_SEED, force=True, jobs=jobs
-        )
-    row = pd.read_csv(new / "cohort.csv", dtype=str).iloc[0]
+    row = pd.read_csv(cohort_dir / "cohort.csv", dtype=str).iloc[0]
     case = CaseInputs(
-        images={"t1c": str(new / row["t1c"]), "flair": str(new / row["flair"])},
-        mask=str(new / row["mask"]),
-        brain_mask=str(new / row["brain_mask"]),
+        images={"t1c": str(cohort_dir / row["t1c"]), "flair": str(cohort_dir / row["flair"])},
+        mask=str(cohort_dir / row["mask"]),
+        brain_mask=str(cohort_dir / row["brain_mask"]),
         site=row["site"],
         clinical={k: row[k] for k in CLINICAL_COLUMNS if isinstance(row.get(k), str)},
     )
     result = score_case(bundle, case)
     write_case_report(out / "score" / "case.html", result, case)
     write_json(out / "score" / "result.json", result)
-    truth = row["pathology"]
     yield (
         f"score: a new SYNTHETIC case: probability of tumour {result['probability']:.2f}, call "
-        f"{result['call']} (pathology in the generator: {truth}); "
+        f"{result['call']} (pathology in the generator: {row['pathology']}); "
         f"{out / 'score' / 'case.html'}"
     )
 
 
-def _is_demo_cohort(folder: Path, *, n_lesions: int = DEMO_LESIONS, seed: int = 0) -> bool:
+def _is_demo_cohort(folder: Path, *, preset: str, n_lesions: int, seed: int) -> bool:
     """A complete cohort from an earlier demo run (folders appear only when complete)."""
     settings = folder / SETTINGS_FILE
     if not settings.is_file():
         return False
-    expected = synthesis_settings("seed", n_lesions, seed, None, False)
+    expected = synthesis_settings(preset, n_lesions, seed, None, False)
     return json.loads(settings.read_text(encoding="utf-8")) == expected

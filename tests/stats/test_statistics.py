@@ -214,3 +214,16 @@ def test_paired_bootstrap_p_value():
     assert result.auc_a > result.auc_b
     assert result.p_value < 0.01
     assert result.difference.low > 0
+
+
+def test_calibration_of_a_constant_prediction_has_no_slope_and_one_bin():
+    """A model that learned nothing predicts one probability; calibration still reports."""
+    from rnclassifier.stats.calibration import calibration_curve, calibration_summary
+
+    y = np.array([0, 1, 1, 0, 1])
+    summary = calibration_summary(y, np.full(5, 0.6))
+    assert np.isnan(summary["slope"])
+    assert summary["intercept"] == pytest.approx(0.0, abs=1e-9)  # 60% predicted, 60% observed
+    curve = calibration_curve(y, np.full(5, 0.6))
+    assert curve["bin_count"] == [5]
+    assert curve["smooth_predicted"] == []

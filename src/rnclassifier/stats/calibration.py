@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import statsmodels.api as sm
 from scipy.special import logit
@@ -16,12 +18,16 @@ def calibration_summary(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     y = np.asarray(y, float)
     lp = logit(np.clip(np.asarray(p, float), EPSILON, 1 - EPSILON))
     intercept = sm.GLM(y, np.ones((len(y), 1)), family=sm.families.Binomial(), offset=lp).fit()
-    slope = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit()
+    if np.ptp(lp) > 1e-9:
+        fit = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit()
+        slope, slope_ci = float(fit.params[1]), [float(v) for v in fit.conf_int()[1]]
+    else:  # one probability for every lesion: no slope to estimate
+        slope, slope_ci = math.nan, [math.nan, math.nan]
     return {
         "intercept": float(intercept.params[0]),
         "intercept_ci_wald_lesion_level": [float(v) for v in intercept.conf_int()[0]],
-        "slope": float(slope.params[1]),
-        "slope_ci_wald_lesion_level": [float(v) for v in slope.conf_int()[1]],
+        "slope": slope,
+        "slope_ci_wald_lesion_level": slope_ci,
         "brier": float(np.mean((np.asarray(p, float) - y) ** 2)),
         "mean_predicted": float(np.mean(p)),
         "observed_rate": float(np.mean(y)),
@@ -31,6 +37,14 @@ def calibration_summary(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, list[float]]:
     """Observed rate per quantile bin of the prediction, and a LOWESS curve."""
     y, p = np.asarray(y, float), np.asarray(p, float)
+    if np.ptp(p) <= 1e-12:  # one probability for every lesion: one bin, no curve
+        return {
+            "bin_predicted": [float(p[0])],
+            "bin_observed": [float(y.mean())],
+            "bin_count": [len(y)],
+            "smooth_predicted": [],
+            "smooth_observed": [],
+        }
     edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1)))
     index = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
     binned_p, binned_y, counts = [], [], []
