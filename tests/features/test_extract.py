@@ -53,9 +53,10 @@ def config_with(tmp_path: Path, **settings) -> Path:
 
 def test_table_layout(table):
     frame = table.table
-    assert list(frame.columns[:3]) == ["lesion_id", "patient_id", "pathology"]
+    # Identity, ground truth and site (never a predictor) first, then the numeric features.
+    assert list(frame.columns[:4]) == ["lesion_id", "patient_id", "pathology", "site"]
     assert len(frame) == 4
-    features = frame.columns[3:]
+    features = frame.columns[4:]
     assert all(pd.api.types.is_numeric_dtype(frame[c]) for c in features)
     radiomics = [parse_feature_column(c) for c in features if parse_feature_column(c)]
     assert {(n.sequence, n.region) for n in radiomics} == {
