@@ -224,6 +224,22 @@ def test_experiment_is_tracked_in_mlflow_without_identifiers(table, tmp_path, mo
     versions = client.search_model_versions("name='test'")
     assert len(versions) == 1
     assert versions[0].tags["role"] == "primary"
+    # A later validation of this model is linked to that registered version.
+    from rnclassifier.tracking import log_validation
+
+    document = {
+        "model": {"name": "b", "model": "xgboost", "feature_set": "all", "synthetic": True},
+        "cohorts": {},
+    }
+    run_id, linked = log_validation(
+        tmp_path / "out",
+        document,
+        data_hash=read_feature_table(table).digest(),
+        tracking_uri=uri,
+        experiment="test-validation",
+    )
+    assert linked == "test/1"
+    assert client.get_run(run_id).data.tags["registered_model"] == "test/1"
     # The same salt gives the same hashes on a rerun; the salt stays outside every output.
     assert (tmp_path / "salt").stat().st_mode & 0o777 == 0o600
 

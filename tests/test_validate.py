@@ -73,8 +73,12 @@ def test_two_cohorts_give_two_sections(trained, new_cohort, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert printed.count("AUC") == 2
+    # Tracked in MLflow; this bundle was trained without tracking, so nothing to link to.
+    assert "(no registered version of this model in the tracking store)" in printed
     document = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert list(document["cohorts"]) == ["first", "second"]
+    assert document["mlflow"]["registered_model_version"] is None
+    assert len(document["mlflow"]["run_id"]) == 32
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Cohort: first" in html
     assert "Cohort: second" in html

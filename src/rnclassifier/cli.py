@@ -555,6 +555,8 @@ def evaluate(
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--cache-dir", type=output_path, help="Feature cache folder.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--tracking-uri", help="MLflow tracking URI [default: sqlite:///./mlflow.db].")
+@click.option("--no-mlflow", is_flag=True, help="Do not log the validation to MLflow.")
 def validate(
     model_dir: Path,
     cohorts: tuple[Path, ...],
@@ -564,6 +566,8 @@ def validate(
     jobs: int,
     cache_dir: Path | None,
     seed: int,
+    tracking_uri: str | None,
+    no_mlflow: bool,
 ) -> None:
     """External validation of a frozen model on other institutions' cohorts."""
     from rnclassifier.validate import validate as run
@@ -577,6 +581,8 @@ def validate(
         cache_dir=cache_dir,
         jobs=jobs,
         seed=seed,
+        track=not no_mlflow,
+        tracking_uri=tracking_uri,
     )
     for name, metrics in document["cohorts"].items():
         auc = metrics["discrimination"]["auc"]
@@ -587,6 +593,16 @@ def validate(
             f"{metrics['shift']['n_beyond_distance_cutoff']} of {metrics['n_lesions']} lesions "
             f"beyond the feature-distance cut-off, {metrics['shift']['n_site_unseen']} from "
             "unseen sites"
+        )
+    if "mlflow" in document:
+        linked = document["mlflow"]["registered_model_version"]
+        click.echo(
+            f"mlflow: run {document['mlflow']['run_id']}"
+            + (
+                f", linked to registered model {linked}"
+                if linked
+                else " (no registered version of this model in the tracking store)"
+            )
         )
     click.echo(f"report: {out / 'report.html'}; metrics: {out / 'metrics.json'}")
 

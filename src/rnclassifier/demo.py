@@ -151,6 +151,8 @@ def run_demo(
         recalibrate=True,
         cache_dir=out / "feature-cache",
         jobs=jobs or 2,
+        tracking_uri=f"sqlite:///{(out / 'mlflow.db').resolve()}",
+        experiment="rnclassifier-demo",
     )
     external = document["cohorts"]["external"]
     auc, calibration = external["discrimination"]["auc"], external["calibration"]

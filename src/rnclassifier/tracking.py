@@ -167,3 +167,63 @@ def _flat(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def log_validation(
+    out_dir: Path,
+    document: dict[str, Any],
+    *,
+    data_hash: str,
+    tracking_uri: str | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+) -> tuple[str, str | None]:
+    """Log one external validation as a run linked to the model's registered version (found by
+    the training data hash and the primary it was registered for). Returns the run ID and the
+    linked 'name/version', or None when this store has no such version."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    client = MlflowClient()
+    model = document["model"]
+    primary = f"{model['model']}/{model['feature_set']}"
+    linked = None
+    for version in client.search_model_versions(max_results=1000):
+        run = client.get_run(version.run_id) if version.run_id else None
+        if (
+            run
+            and run.data.tags.get("data_hash") == data_hash
+            and run.data.tags.get("primary") == primary
+        ):
+            candidate = f"{version.name}/{version.version}"
+            linked = max(linked or candidate, candidate, key=lambda v: int(v.rsplit("/", 1)[1]))
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment)
+    mlflow.set_experiment(experiment)
+    tags = {
+        "rnclassifier_version": __version__,
+        "role": "external validation",
+        "model_bundle": model["name"],
+        "registered_model": linked or "not registered in this tracking store",
+        "synthetic": str(model["synthetic"]).lower(),
+    }
+    with mlflow.start_run(run_name=f"validation of {model['name']}", tags=tags) as run:
+        for name, metrics in document["cohorts"].items():
+            key = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+            mlflow.log_metrics(_interval_metrics(f"{key}.auc", metrics["discrimination"]["auc"]))
+            calibration = metrics["calibration"]
+            mlflow.log_metrics(
+                {
+                    f"{key}.calibration_slope": calibration["slope"],
+                    f"{key}.calibration_intercept": calibration["intercept"],
+                    f"{key}.n_lesions": metrics["n_lesions"],
+                }
+                if calibration["slope"] == calibration["slope"]
+                else {f"{key}.n_lesions": metrics["n_lesions"]}
+            )
+        for name in ("metrics.json", "report.html"):
+            mlflow.log_artifact(str(out_dir / name))
+        if linked:
+            name, version = linked.rsplit("/", 1)
+            client.set_model_version_tag(name, version, f"validated_by_run_{run.info.run_id}", "1")
+        return run.info.run_id, linked

@@ -189,6 +189,9 @@ def validate(
     jobs: int = 1,
     seed: int = 0,
     synthetic: bool | None = None,
+    track: bool = True,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
 ) -> dict[str, Any]:
     """Validate the frozen bundle on each cohort; write `out/metrics.json`, `out/report.html`
     and per cohort `out/<name>/report.html` and its per-lesion predictions."""
@@ -236,6 +239,18 @@ def validate(
     html = render_validation_html(document, sections, synthetic=is_synthetic)
     write_json(out / "metrics.json", document)
     write_text(out / "report.html", html)
+    if track:
+        from rnclassifier.tracking import log_validation
+
+        run_id, linked = log_validation(
+            out,
+            document,
+            data_hash=bundle.meta["training"]["data_sha256"],
+            tracking_uri=tracking_uri,
+            experiment=experiment or f"{bundle.meta['name']}-validation",
+        )
+        document["mlflow"] = {"run_id": run_id, "registered_model_version": linked}
+        write_json(out / "metrics.json", document)
     return document
 
 
