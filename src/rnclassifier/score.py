@@ -274,6 +274,22 @@ def score_case(
     flags["out_of_distribution"] = bool(
         flags["beyond_cutoff"] or flags["site_unseen"] or flags["sequences_unseen"]
     )
+    flags["reasons"] = [
+        *(
+            [
+                f"feature distance {flags['mahalanobis_distance']:.1f} beyond the cut-off "
+                f"{flags['mahalanobis_cutoff']:.1f}"
+            ]
+            if flags["beyond_cutoff"]
+            else []
+        ),
+        *(["site not seen in training"] if flags["site_unseen"] else []),
+        *(
+            [f"sequences not seen in training: {', '.join(flags['sequences_unseen'])}"]
+            if flags["sequences_unseen"]
+            else []
+        ),
+    ]
     training = bundle.meta["training"]
     result: dict[str, Any] = {
         "probability": p,
