@@ -57,19 +57,20 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
     return Path(target)
 
 
+def plain_json(value: object) -> object:
+    """`json.dumps(default=...)`: numpy scalars and arrays as plain numbers and lists."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def write_json(target: str | os.PathLike[str], document: object) -> Path:
     """Write JSON atomically; numpy scalars and arrays become plain numbers and lists."""
-
-    def plain(value: object) -> object:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-        raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-    return write_text(target, json.dumps(document, indent=1, default=plain) + "\n")
+    return write_text(target, json.dumps(document, indent=1, default=plain_json) + "\n")
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from rnclassifier import __version__
-from rnclassifier.atomic import atomic_directory
+from rnclassifier.atomic import atomic_directory, plain_json
 from rnclassifier.errors import InputError
 from rnclassifier.modeling.threshold import Calibrator
 
@@ -156,7 +156,7 @@ def write_bundle(
         (folder / ENSEMBLE_DIR).mkdir()
         for entry, (member, _) in zip(document["ensemble"], ensemble, strict=True):
             sio.dump(member, folder / entry["file"])
-        (folder / BUNDLE_FILE).write_text(json.dumps(document, indent=1, default=_plain) + "\n")
+        (folder / BUNDLE_FILE).write_text(json.dumps(document, indent=1, default=plain_json) + "\n")
         (folder / CARD_FILE).write_text(model_card)
         lines = [f"{_sha256(path)}  {name}" for name, path in _files(folder)]
         (folder / MANIFEST_FILE).write_text("\n".join(lines) + "\n")
@@ -259,11 +259,3 @@ def _library_versions() -> dict[str, str]:
         "xgboost": xgboost.__version__,
         "numpy": np.__version__,
     }
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} to bundle.json")
