@@ -113,13 +113,19 @@ def write_synthetic_cohort(
     return SynthSummary(out, len(frame), frame["patient_id"].nunique(), tumour, len(frame) - tumour)
 
 
+#: Bumped whenever rendering or sampling changes the files for the same settings, so that a
+#: cohort written by an older generator is never taken for a current one (the demo reuses
+#: cohorts whose settings match).
+GENERATOR_REVISION = 2
+
+
 def synthesis_settings(
     preset: str, n_lesions: int, seed: int, rn_fraction: float | None, null: bool
 ) -> dict[str, object]:
     """What `synthesis.json` records: equal settings and version give identical files."""
     return {
         "synthetic": True,
-        "generator": f"rnclassifier {__version__}",
+        "generator": f"rnclassifier {__version__}, revision {GENERATOR_REVISION}",
         "preset": preset,
         "n_lesions": n_lesions,
         "seed": seed,
