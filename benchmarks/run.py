@@ -55,10 +55,21 @@ PLAIN_PARAMS = {
 
 
 def cohort(lesions: int) -> Path:
+    """The synthetic seed cohort, re-rendered (with everything derived from it) when it was
+    written by another generator revision."""
+    import json
+
+    from rnclassifier.synthetic.write import SETTINGS_FILE, synthesis_settings
+
     folder = DATA / f"seed-{lesions}"
-    if not (folder / "cohort.csv").exists():
+    settings = folder / SETTINGS_FILE
+    current = synthesis_settings("seed", lesions, 0, None, False)
+    if not settings.exists() or json.loads(settings.read_text()) != current:
         run([str(BIN / "rnclassifier"), "synth", "--out", str(folder), "--n", str(lesions),
              "--force"])
+        (DATA / f"seed-{lesions}-light.parquet").unlink(missing_ok=True)
+        (DATA / f"seed-{lesions}-light.parquet.json").unlink(missing_ok=True)
+        shutil.rmtree(DATA / f"bundle-seed-{lesions}", ignore_errors=True)
     return folder / "cohort.csv"
 
 
