@@ -133,9 +133,10 @@ def extraction(args: argparse.Namespace) -> list[tuple[str, float, float, str]]:
 
 
 def features(lesions: int, jobs: int) -> Path:
+    manifest = cohort(lesions)  # first: a re-rendered cohort drops the old features
     out = DATA / f"seed-{lesions}-light.parquet"
     if not out.exists():
-        run([str(BIN / "rnclassifier"), "extract", "--cohort", str(cohort(lesions)), "--params",
+        run([str(BIN / "rnclassifier"), "extract", "--cohort", str(manifest), "--params",
              str(ROOT / "configs" / "extraction" / "light.yaml"), "--out", str(out), "--jobs",
              str(jobs)])
     return out
