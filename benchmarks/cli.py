@@ -1,0 +1,147 @@
+"""The one benchmark command: run the sections, write RESULTS.md and results.json.
+
+    .venv/bin/python -m benchmarks [--quick] [--only SECTION ...] [--out FILE] [--data DIR]
+                                   [--jobs 2] [--repeats 3] [--lesions 82] [--scheduler ADDR]
+
+Only a full run of every section writes benchmarks/RESULTS.md by default; a quick or partial
+run writes into the data folder unless --out says otherwise, so it never replaces the
+committed results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from benchmarks import report
+from benchmarks.sections import FULL, QUICK, ROOT, SECTIONS, Plan, log
+
+#: Dependency order: scoring uses the training section's bundle, quality its metrics.
+RUN_ORDER = ("extraction", "training", "scoring", "quality", "scaling", "dask")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="rnclassifier's benchmarks, each against a baseline measured in the same "
+        "run; writes RESULTS.md and results.json.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes and budgets (a few minutes): a smoke test of the "
+        "harness, not a measurement",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=RUN_ORDER,
+        metavar="SECTION",
+        help=f"run only this section (repeatable): {', '.join(RUN_ORDER)}",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="RESULTS.md to write [default: benchmarks/RESULTS.md for a full "
+        "run of every section, else <data>/RESULTS-<mode>.md]",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="folder for synthetic cohorts, features and bundles "
+        "[default: benchmarks/.data, or benchmarks/.data/quick]",
+    )
+    parser.add_argument("--jobs", type=int, help="parallel processes [default: 2]")
+    parser.add_argument("--repeats", type=int, help="runs per timing [3; quick: 1]")
+    parser.add_argument("--lesions", type=int, help="seed cohort size [82; quick: 20]")
+    parser.add_argument(
+        "--quality-sizes",
+        type=_sizes,
+        metavar="N,N",
+        help="cohort sizes for the whole default experiment in section 4 [400; quick: none]",
+    )
+    parser.add_argument(
+        "--primary-sizes",
+        type=_sizes,
+        metavar="N,N",
+        help="cohort sizes for xgboost and elastic net on the combined set in section 4 "
+        "[800; quick: 24]",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler for section 6 (default: start a LocalCluster)",
+    )
+    return parser.parse_args(argv)
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    """A comma-separated list of cohort sizes (empty: none)."""
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def plan_from(args: argparse.Namespace) -> Plan:
+    """The full or quick plan with the command line's overrides."""
+    plan = QUICK if args.quick else FULL
+    changes = {
+        k: v
+        for k, v in (
+            ("data", args.data),
+            ("jobs", args.jobs),
+            ("repeats", args.repeats),
+            ("lesions", args.lesions),
+            ("scheduler", args.scheduler),
+            ("quality_sizes", args.quality_sizes),
+            ("primary_sizes", args.primary_sizes),
+        )
+        if v is not None
+    }
+    plan = dataclasses.replace(plan, **changes)
+    plan.data.mkdir(parents=True, exist_ok=True)
+    return plan
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the chosen sections in dependency order, rewriting the results after each one; exit
+    1 if any section failed (the others still run and are written)."""
+    args = parse(argv)
+    plan = plan_from(args)
+    chosen = [key for key in RUN_ORDER if not args.only or key in args.only]
+    mode = "quick" if plan.quick else "full"
+    if args.out:
+        out = args.out
+    elif not plan.quick and len(chosen) == len(RUN_ORDER):
+        out = ROOT / "benchmarks" / "RESULTS.md"
+    else:
+        out = plan.data / f"RESULTS-{mode}{'' if len(chosen) == len(RUN_ORDER) else '-partial'}.md"
+    command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
+    info = report.machine()
+    started = time.perf_counter()
+    sections: list[report.Section] = []
+    failed = False
+    for key in chosen:
+        load_start, section_start = os.getloadavg()[0], time.perf_counter()
+        try:
+            section = SECTIONS[key](plan)
+        except Exception:
+            failed = True
+            section = report.Section(key, key, "", error=traceback.format_exc()[-4000:])
+            log(section.error or "")
+        section.load = (load_start, os.getloadavg()[0])
+        section.seconds = time.perf_counter() - section_start
+        log(f"   {key}: {section.seconds / 60:.1f} min")
+        sections.append(section)
+        info["load_1min_end"] = os.getloadavg()[0]
+        info["total_seconds"] = time.perf_counter() - started
+        report.write(out, sections, info, command.strip(), mode)
+    if not sections:
+        info["load_1min_end"], info["total_seconds"] = os.getloadavg()[0], math.nan
+    sys.exit(1 if failed else 0)
