@@ -152,15 +152,34 @@ def write_bundle(
     }
     out = Path(out)
     with atomic_directory(out, overwrite=overwrite) as folder:
-        sio.dump(pipeline, folder / PIPELINE_FILE)
+        (folder / PIPELINE_FILE).write_bytes(_reproducible_zip(sio.dumps(pipeline)))
         (folder / ENSEMBLE_DIR).mkdir()
         for entry, (member, _) in zip(document["ensemble"], ensemble, strict=True):
-            sio.dump(member, folder / entry["file"])
+            (folder / entry["file"]).write_bytes(_reproducible_zip(sio.dumps(member)))
         (folder / BUNDLE_FILE).write_text(json.dumps(document, indent=1, default=plain_json) + "\n")
         (folder / CARD_FILE).write_text(model_card)
         lines = [f"{_sha256(path)}  {name}" for name, path in _files(folder)]
         (folder / MANIFEST_FILE).write_text("\n".join(lines) + "\n")
     return out
+
+
+def _reproducible_zip(data: bytes) -> bytes:
+    """A skops file (a zip) with every member's time stamp fixed, so that the same model gives
+    the same bytes and the same hash whenever it is written."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for info in source.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = 0o644 << 16
+            target.writestr(fixed, source.read(info.filename))
+    return out.getvalue()
 
 
 def verify_bundle(path: str | Path) -> dict[str, Any]:
@@ -230,7 +249,17 @@ def _load_skops(path: Path) -> Any:
             f"{path}: holds types outside the bundle allow-list ({', '.join(untrusted)}); "
             "refusing to load it"
         )
-    return sio.load(path, trusted=list(TRUSTED_TYPES))
+    model = sio.load(path, trusted=list(TRUSTED_TYPES))
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except (NotFittedError, TypeError):
+        raise InputError(f"{path}: holds a model that is not fitted; refusing to use it") from None
+    if not hasattr(model, "predict_proba"):
+        raise InputError(f"{path}: holds a model without probabilities; refusing to use it")
+    return model
 
 
 def _files(folder: Path) -> list[tuple[str, Path]]:

@@ -763,16 +763,34 @@ def demo(out: Path | None, force: bool, jobs: int | None, quick: bool) -> None:
         click.echo(line)
 
 
+def _terminate_as_interrupt() -> None:
+    """`kill` (SIGTERM, as sent by job schedulers and `timeout`) unwinds like Ctrl-C: partial
+    outputs are removed, MLflow runs are closed as failed, the exit status is 130."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rnclassifier` console script; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _terminate_as_interrupt()
     try:
         status = app.main(args=args, prog_name="rnclassifier", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:  # bad flags: click's own one-line message
-        exc.show()
+    except click.ClickException as exc:  # bad flags: click's message, on one line
+        where = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            where = f"{exc.ctx.command_path}: "
+        hint = " (see --help)" if isinstance(exc, click.UsageError) else ""
+        click.echo(f"error: {where}{exc.format_message()}{hint}", err=True)
         return EXIT_BAD_INPUT
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)

@@ -31,7 +31,11 @@ def read_image(path: str | Path) -> sitk.Image:
         raise InputError(f"{path}: expected a 3-D image, found {image.GetDimension()}-D")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{path}: expected a single-channel image")
-    return sitk.Cast(image, sitk.sitkFloat32)
+    image = sitk.Cast(image, sitk.sitkFloat32)
+    bad = int(np.count_nonzero(~np.isfinite(sitk.GetArrayViewFromImage(image))))
+    if bad:
+        raise InputError(f"{path}: {bad} voxel(s) are not finite (NaN or infinite)")
+    return image
 
 
 def read_mask(
@@ -91,7 +95,14 @@ def check_same_grid(image: sitk.Image, mask: sitk.Image, where: str | Path) -> N
 
 def _label_mask(path: Path, label: int | None) -> sitk.Image:
     image = read_image(path) if path.is_dir() else _read_file(path)
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{path}: expected a 3-D single-channel label image")
     values = sitk.GetArrayViewFromImage(image)
+    if not np.isfinite(values).all() or not np.equal(np.mod(values, 1), 0).all():
+        raise InputError(
+            f"{path}: mask values must be whole numbers (labels), found fractional or "
+            "non-finite values; threshold a probability map before use"
+        )
     present = np.unique(values[values != 0])
     if label is None:
         if len(present) > 1:
@@ -114,11 +125,60 @@ def _read_file(path: Path) -> sitk.Image:
     if not path.exists():
         raise InputError(f"{path}: file not found")
     try:
-        return sitk.ReadImage(str(path))
+        image = sitk.ReadImage(str(path))
     except RuntimeError:
         raise InputError(
             f"{path}: not an image SimpleITK can read (NIfTI, NRRD, MHA, ...)"
         ) from None
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        _check_nifti(path)
+    return image
+
+
+def _check_nifti(path: Path) -> None:
+    """What ITK's NIfTI reader hides: it fills a truncated file's missing voxels with zeros, and
+    turns NaN voxels into zeros, both without a word (its NRRD and MetaImage readers do fail, or
+    keep the NaN). nibabel reads the header, and the voxels of floating-point files."""
+    import nibabel
+
+    try:
+        nifti = nibabel.load(path)
+        header = nifti.header
+        expected = int(header.get_data_offset()) + int(
+            np.prod(header.get_data_shape()) * header.get_data_dtype().itemsize
+        )
+    except Exception:  # nibabel's header errors have no common type
+        raise InputError(f"{path}: not a valid NIfTI file (unreadable header)") from None
+    if path.name.lower().endswith(".gz"):
+        with path.open("rb") as handle:
+            handle.seek(-4, 2)
+            stored = int.from_bytes(handle.read(4), "little")  # gzip trailer: size mod 2**32
+        actual = expected if stored == expected % 2**32 else _gzip_length(path)
+    else:
+        actual = path.stat().st_size
+    if actual < expected:
+        raise InputError(
+            f"{path}: truncated: the header promises {expected} bytes, the file holds {actual}"
+        )
+    if header.get_data_dtype().kind in "fc":
+        bad = int(np.count_nonzero(~np.isfinite(np.asanyarray(nifti.dataobj.get_unscaled()))))
+        if bad:
+            raise InputError(f"{path}: {bad} voxel(s) are not finite (NaN or infinite)")
+
+
+def _gzip_length(path: Path) -> int:
+    """Uncompressed length, counted (a cut-off stream is an error)."""
+    import gzip
+    import zlib
+
+    length = 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 22), b""):
+                length += len(block)
+    except (EOFError, OSError, zlib.error):
+        raise InputError(f"{path}: the compressed file is cut short (truncated)") from None
+    return length
 
 
 def _is_dicom(path: Path) -> bool:
