@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import shlex
 import sys
@@ -53,6 +52,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="RESULTS.md to write [default: benchmarks/RESULTS.md for a full "
         "run of every section, else <data>/RESULTS-<mode>.md]",
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="with --only: replace just those sections in an existing --out (RESULTS.md and "
+        "its results.json), keeping the others and noting the re-run",
     )
     parser.add_argument(
         "--data",
@@ -123,10 +128,19 @@ def main(argv: list[str] | None = None) -> None:
         out = ROOT / "benchmarks" / "RESULTS.md"
     else:
         out = plan.data / f"RESULTS-{mode}{'' if len(chosen) == len(RUN_ORDER) else '-partial'}.md"
-    command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = ("python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)).strip()
     info = report.machine()
+    sections: list[report.Section | report.KeptSection] = []
+    rerun: dict[str, object] | None = None
+    if args.update:
+        if not out.with_name(out.stem.lower() + ".json").exists():
+            sys.exit(f"--update: no results.json beside {out}")
+        sections, earlier = report.kept_sections(out, chosen)
+        rerun = {"sections": chosen, "command": command, **info}
+        info = earlier["machine"]
+        info.setdefault("reruns", []).append(rerun)
+        command, mode = earlier["command"], earlier["mode"]
     started = time.perf_counter()
-    sections: list[report.Section] = []
     failed = False
     for key in chosen:
         load_start, section_start = os.getloadavg()[0], time.perf_counter()
@@ -140,9 +154,10 @@ def main(argv: list[str] | None = None) -> None:
         section.seconds = time.perf_counter() - section_start
         log(f"   {key}: {section.seconds / 60:.1f} min")
         sections.append(section)
-        info["load_1min_end"] = os.getloadavg()[0]
-        info["total_seconds"] = time.perf_counter() - started
-        report.write(out, sections, info, command.strip(), mode)
-    if not sections:
-        info["load_1min_end"], info["total_seconds"] = os.getloadavg()[0], math.nan
+        if rerun is None:
+            info["load_1min_end"] = os.getloadavg()[0]
+            info["total_seconds"] = time.perf_counter() - started
+        else:
+            rerun["load_1min_end"] = os.getloadavg()[0]
+        report.write(out, sections, info, command, mode)
     sys.exit(1 if failed else 0)

@@ -31,8 +31,8 @@ import psutil
 
 SAMPLE_SECONDS = 0.05
 
-#: Run argv[2:] as a child of this small interpreter and write the child's ru_maxrss (KiB) to
-#: argv[1]; exit with the child's status.
+#: Run argv[2:] as a child of this small interpreter and write the child's ru_maxrss (KiB) and
+#: CPU seconds (user + system, its reaped workers included) to argv[1]; exit with its status.
 WRAPPER = """
 import os, sys
 pid = os.fork()
@@ -40,18 +40,20 @@ if pid == 0:
     os.execvp(sys.argv[2], sys.argv[2:])
 _, status, usage = os.wait4(pid, 0)
 with open(sys.argv[1], "w") as out:
-    out.write(str(usage.ru_maxrss))
+    out.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """One run of a command: wall-clock seconds and its peak memory (MiB)."""
+    """One run of a command: wall-clock seconds, its peak memory (MiB) and its CPU seconds
+    (which other users of a shared machine disturb far less than wall time)."""
 
     seconds: float
     max_rss_mib: float
     tree_peak_mib: float
+    cpu_seconds: float = math.nan
 
 
 @dataclass
@@ -65,6 +67,11 @@ class Timing:
     def seconds(self) -> float:
         """Median wall-clock time."""
         return statistics.median(m.seconds for m in self.runs)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """Median CPU time, user + system, of the command and its reaped workers."""
+        return statistics.median(m.cpu_seconds for m in self.runs)
 
     @property
     def max_rss_mib(self) -> float:
@@ -81,6 +88,7 @@ class Timing:
         return {
             "label": self.label,
             "median_s": self.seconds,
+            "median_cpu_s": self.cpu_seconds,
             "max_rss_mib": self.max_rss_mib,
             "tree_peak_mib": self.tree_peak_mib,
             "runs": [asdict(m) for m in self.runs],
@@ -140,9 +148,10 @@ def measure(
                 f"benchmark command failed ({process.returncode}): {' '.join(command)}\n{tail}"
             )
         # ru_maxrss is in KiB on Linux.
-        largest = int(maxrss.read_text()) / 1024
+        kib, cpu = maxrss.read_text().split()
+        largest = int(kib) / 1024
         # The tree's peak is at least its largest process's (a short peak escapes sampling).
-        return Measurement(seconds, largest, max(largest, peak / 2**20))
+        return Measurement(seconds, largest, max(largest, peak / 2**20), float(cpu))
 
 
 def repeat(

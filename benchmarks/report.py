@@ -85,7 +85,14 @@ class Figure:
             "limit": self.limit,
             "met": self.met,
             "unit": self.unit,
+            "bound": self.bound,
         }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Figure:
+        """A figure back from results.json."""
+        names = ("name", "value", "baseline", "baseline_name", "goal", "limit", "kind", "unit")
+        return cls(**{k: record[k] for k in names}, bound=record.get("bound", ""))
 
 
 @dataclass
@@ -117,6 +124,42 @@ class Section:
             "figures": [f.record() for f in self.figures],
             "data": self.data,
         }
+
+
+@dataclass
+class KeptSection:
+    """A section of an earlier run kept by `--update`: its Markdown verbatim, its figures for
+    the headline, its record for results.json."""
+
+    key: str
+    markdown: str
+    figures: list[Figure]
+    data: dict[str, Any]
+
+    def record(self) -> dict[str, Any]:
+        """The earlier run's record, unchanged."""
+        return self.data
+
+
+def kept_sections(path: Path, replaced: list[str]) -> tuple[list[KeptSection], dict[str, Any]]:
+    """The sections of an existing RESULTS.md (and its results.json) that a run of only some
+    sections keeps, and the earlier run's record (machine, mode, command)."""
+    old = json.loads(path.with_name(path.stem.lower() + ".json").read_text())
+    blocks: dict[int, list[str]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        head = line[3:].split(".", 1)[0] if line.startswith("## ") else ""
+        current = int(head) if head.isdigit() else (None if line.startswith("## ") else current)
+        if current is not None:
+            blocks.setdefault(current, []).append(line)
+    kept = []
+    for record in old["sections"]:
+        if record["key"] in replaced or record["key"] not in ORDER:
+            continue
+        markdown = "\n".join(blocks.get(ORDER.index(record["key"]) + 1, [])).rstrip()
+        figures = [Figure.from_record(f) for f in record["figures"]]
+        kept.append(KeptSection(record["key"], markdown + "\n", figures, record))
+    return kept, old
 
 
 def _run(command: list[str]) -> str:
@@ -171,7 +214,7 @@ def _number(value: float, digits: int = 2) -> str:
     return "n/a" if value != value else f"{value:,.{digits}f}"
 
 
-def headline_table(sections: list[Section]) -> str:
+def headline_table(sections: list[Section | KeptSection]) -> str:
     """Every figure of the run, one row each: the table the README quotes."""
     lines = [
         "| figure | measured | baseline (same run) | ratio / gap | goal | met |",
@@ -189,26 +232,28 @@ def headline_table(sections: list[Section]) -> str:
     return "\n".join(lines)
 
 
-def _ordered(sections: list[Section]) -> list[Section]:
+def _ordered(sections: list[Any]) -> list[Any]:
     return sorted(sections, key=lambda s: ORDER.index(s.key) if s.key in ORDER else len(ORDER))
 
 
 def _timing_table(timings: list[Timing]) -> str:
     lines = [
-        "| run | median (s) | runs (s) | peak RSS, largest process (MiB) | "
+        "| run | median (s) | runs (s) | CPU, median (s) | peak RSS, largest process (MiB) | "
         "peak RSS, process tree (MiB) |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
     for t in timings:
         runs = ", ".join(f"{m.seconds:.2f}" for m in t.runs)
         lines.append(
-            f"| {t.label} | {t.seconds:.2f} | {runs} | {_number(t.max_rss_mib, 0)} | "
-            f"{_number(t.tree_peak_mib, 0)} |"
+            f"| {t.label} | {t.seconds:.2f} | {runs} | {_number(t.cpu_seconds, 1)} | "
+            f"{_number(t.max_rss_mib, 0)} | {_number(t.tree_peak_mib, 0)} |"
         )
     return "\n".join(lines)
 
 
-def render(sections: list[Section], info: dict[str, Any], command: str, mode: str) -> str:
+def render(
+    sections: list[Section | KeptSection], info: dict[str, Any], command: str, mode: str
+) -> str:
     """RESULTS.md: the machine, the headline figures, then each section in issue #10's order."""
     packages = ", ".join(f"{k} {v}" for k, v in info["packages"].items())
     modified = info["git_modified_files"]
@@ -237,12 +282,20 @@ def render(sections: list[Section], info: dict[str, Any], command: str, mode: st
         f"| 1-minute load average | {_number(info['load_1min_start'])} at start, "
         f"{_number(info.get('load_1min_end', math.nan))} at end; per section below |",
         f"| total wall time | {_number(info.get('total_seconds', math.nan) / 60, 1)} min |",
+        *(
+            f"| re-run | {', '.join(r['sections'])}: {r['date_utc']}, commit "
+            f"`{r['git_commit'][:12]}`, load {_number(r['load_1min_start'])} at start, "
+            f"{_number(r.get('load_1min_end', math.nan))} at end (`{r['command']}`) |"
+            for r in info.get("reruns", [])
+        ),
         "",
         "Peak memory: *largest process* is the kernel's exact peak RSS of the single largest "
         "process of the command (`os.wait4` rusage of that command alone, as `/usr/bin/time -v` "
         "reports it); *process tree* is the largest sum of RSS over the command and all its "
         "workers, sampled every 50 ms with psutil (shared pages counted per process: an upper "
-        "bound).",
+        "bound). *CPU* is user + system seconds of the command and the workers it waited for "
+        "(from the same rusage; Dask workers are not the command's): what other users of the "
+        "machine disturb least.",
         "",
         "## Headline",
         "",
@@ -250,6 +303,9 @@ def render(sections: list[Section], info: dict[str, Any], command: str, mode: st
         "",
     ]
     for number, section in enumerate(_ordered(sections), start=1):
+        if isinstance(section, KeptSection):
+            out += [section.markdown]
+            continue
         index = ORDER.index(section.key) + 1 if section.key in ORDER else number
         out += [
             f"## {index}. {section.title}",
@@ -282,7 +338,11 @@ def render(sections: list[Section], info: dict[str, Any], command: str, mode: st
 
 
 def write(
-    path: Path, sections: list[Section], info: dict[str, Any], command: str, mode: str
+    path: Path,
+    sections: list[Section | KeptSection],
+    info: dict[str, Any],
+    command: str,
+    mode: str,
 ) -> None:
     """RESULTS.md at `path` and results.json beside it (the same numbers, for tools and tests);
     written after every section, so a failure late in a long run keeps what was measured."""
