@@ -205,6 +205,10 @@ def machine() -> dict[str, Any]:
         "packages": versions,
         "git_commit": _run(["git", "rev-parse", "HEAD"]),
         "git_modified_files": 0 if changed in ("", "unknown") else len(changed.splitlines()),
+        # Uncommitted edits to measured code change the numbers: name the files.
+        "git_modified_paths": []
+        if changed in ("", "unknown")
+        else [line.split(maxsplit=1)[-1] for line in changed.splitlines()],
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load_1min_start": os.getloadavg()[0],
     }
@@ -276,7 +280,13 @@ def render(
         f"| Python | {info['python']} |",
         f"| packages | {packages} |",
         f"| git commit | `{info['git_commit']}`"
-        + (f" ({modified} tracked files modified in the working tree)" if modified else "")
+        + (
+            f" ({modified} tracked files modified in the working tree: "
+            + ", ".join(f"`{p}`" for p in info.get("git_modified_paths", []))
+            + ")"
+            if modified
+            else ""
+        )
         + " |",
         f"| date | {info['date_utc']} |",
         f"| 1-minute load average | {_number(info['load_1min_start'])} at start, "
