@@ -281,8 +281,11 @@ def render(
         f"| packages | {packages} |",
         f"| git commit | `{info['git_commit']}`"
         + (
-            f" ({modified} tracked files modified in the working tree: "
-            + ", ".join(f"`{p}`" for p in info.get("git_modified_paths", []))
+            f" ({modified} tracked files modified in the working tree"
+            + "".join(
+                f"{': ' if i == 0 else ', '}`{p}`"
+                for i, p in enumerate(info.get("git_modified_paths", []))
+            )
             + ")"
             if modified
             else ""
