@@ -763,24 +763,44 @@ def demo(out: Path | None, force: bool, jobs: int | None, quick: bool) -> None:
         click.echo(line)
 
 
-def _terminate_as_interrupt() -> None:
+#: Set by a SIGINT or SIGTERM: whatever exception then ends the command is an interruption.
+_signalled: list[int] = []
+
+
+def _terminate_as_interrupt() -> dict[int, Any]:
     """`kill` (SIGTERM, as sent by job schedulers and `timeout`) unwinds like Ctrl-C: partial
-    outputs are removed, MLflow runs are closed as failed, the exit status is 130."""
+    outputs are removed, MLflow runs are closed as failed, the exit status is 130.
+
+    The KeyboardInterrupt may surface wrapped in another exception when it lands inside a
+    library's callback (xgboost turns it into an XGBoostError), hence the flag."""
     import signal
     import threading
 
     def interrupt(signum: int, frame: Any) -> None:
+        _signalled.append(signum)
         raise KeyboardInterrupt
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    _signalled.clear()
+    return {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGINT)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rnclassifier` console script; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    _terminate_as_interrupt()
+    previous = _terminate_as_interrupt()
+    try:
+        return _run(args, debug)
+    finally:
+        import signal
+
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _run(args: list[str], debug: bool) -> int:
     try:
         status = app.main(args=args, prog_name="rnclassifier", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -805,6 +825,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
     except Exception as exc:
+        if _signalled:
+            click.echo("interrupted", err=True)
+            return EXIT_INTERRUPTED
         if debug:
             logger.exception("internal error")
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ from rnclassifier.stats.threshold import operating_point
 __all__ = ["MODELS", "read_feature_table", "train_from_features"]
 
 PRIMARY_MODEL = "xgboost"
+#: Inside the output folder: finished outer folds (joblib pickles, local only), removed when the
+#: run completes; a rerun of the same experiment on the same data resumes from them.
+CHECKPOINT_FOLDER = ".checkpoint"
 DEFAULT_BUDGET = Budget()
 
 
@@ -213,11 +217,17 @@ def train_from_features(
     study_prefix = f"{experiment}/{data.digest()[:12]}/seed-{budget.seed}" + (
         "/permuted" if permute_labels else ""
     )
+    # Finished outer folds are kept here until the run completes, so a rerun resumes.
+    checkpoints = Path(out) / CHECKPOINT_FOLDER
     summary = {}
     for feature_set in sets:
         for model in models:
             key = f"{model}/{feature_set}"
             X = data.X[available[feature_set]]
+            run_id = hashlib.sha256(
+                json.dumps([study_prefix, key, list(X.columns), dataclasses.asdict(budget),
+                            harmonise], default=str).encode()
+            ).hexdigest()[:16]  # fmt: skip
             result = nested_cv(
                 X,
                 y,
@@ -229,6 +239,7 @@ def train_from_features(
                 storage=optuna_storage,
                 study_prefix=f"{study_prefix}/{key}",
                 progress=key if progress else None,
+                checkpoint=checkpoints / run_id,
             )
             if key == f"{primary}/{primary_set}":
                 primary_result = result
@@ -385,6 +396,7 @@ def train_from_features(
             final_pipeline=None if final is None else detach_side_tables(final.pipeline),
         )
         write_json(out / "metrics.json", metrics)
+    shutil.rmtree(checkpoints, ignore_errors=True)
     return metrics
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import optuna
 import pandas as pd
@@ -85,21 +87,43 @@ def nested_cv(
     storage: str | None = None,
     study_prefix: str = "rnclassifier",
     progress: str | None = None,
+    checkpoint: str | Path | None = None,
 ) -> NestedResult:
-    """Out-of-fold probabilities of `model` with hyperparameters tuned inside each outer fold."""
+    """Out-of-fold probabilities of `model` with hyperparameters tuned inside each outer fold.
+
+    With a `checkpoint` folder each finished outer fold is saved there as soon as it ends, and
+    a rerun (same data, model and budget: the caller names the folder after them) loads the
+    finished folds instead of refitting them, so a killed run loses at most the folds in flight.
+    """
     budget = budget or Budget()
     y = np.asarray(y, int)
     groups = np.asarray(groups)
     splits = outer_splits(y, groups, budget)
+    saved: dict[int, Path | None] = {}
+    done: dict[int, Any] = {}
+    for i, (repeat, fold, _, _) in enumerate(splits):
+        path = Path(checkpoint) / f"repeat-{repeat}-fold-{fold}.joblib" if checkpoint else None
+        saved[i] = path
+        if path is not None and path.exists():
+            done[i] = joblib.load(path)
+    if done:
+        logger.info("%s: %d of %d outer folds resumed from %s", model, len(done), len(splits),
+                    checkpoint)  # fmt: skip
+    todo = [i for i in range(len(splits)) if i not in done]
     tasks = Parallel(n_jobs=jobs, prefer="processes", return_as="generator")(
-        delayed(_outer_fold)(
-            X, y, groups, model, budget, repeat, fold, train, test, side, storage, study_prefix
+        delayed(_outer_fold_saved)(
+            saved[i], X, y, groups, model, budget, *splits[i], side, storage, study_prefix
         )
-        for repeat, fold, train, test in splits
+        for i in todo
     )
-    results = list(
-        tqdm(tasks, total=len(splits), desc=progress, unit="fold", disable=progress is None)
-    )
+    for i, result in zip(
+        todo,
+        tqdm(tasks, total=len(splits), initial=len(done), desc=progress, unit="fold",
+             disable=progress is None),
+        strict=True,
+    ):  # fmt: skip
+        done[i] = result
+    results = [done[i] for i in range(len(splits))]
     predictions = pd.concat([r[0] for r in results], ignore_index=True)
     return NestedResult(
         model=model,
@@ -151,6 +175,19 @@ def fit_tuned(
 def final_seed(budget: Budget) -> int:
     """The final model's seed: distinct from every outer fold's (budget.seed + 100 r + f)."""
     return budget.seed + 99_991
+
+
+def _outer_fold_saved(
+    path: Path | None, *args: Any
+) -> tuple[pd.DataFrame, dict[str, Any], FittedModel]:
+    """One outer fold, saved to `path` (atomically) by the worker as soon as it is done."""
+    result = _outer_fold(*args)
+    if path is not None:
+        from rnclassifier.atomic import atomic_file
+
+        with atomic_file(path) as tmp:
+            joblib.dump(result, tmp)
+    return result
 
 
 def _outer_fold(
