@@ -37,7 +37,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="tiny sizes and budgets (a few minutes): a smoke test of the "
+        help="tiny sizes and budgets (minutes, not an hour): a smoke test of the "
         "harness, not a measurement",
     )
     parser.add_argument(
