@@ -152,10 +152,10 @@ def write_bundle(
     }
     out = Path(out)
     with atomic_directory(out, overwrite=overwrite) as folder:
-        (folder / PIPELINE_FILE).write_bytes(_reproducible_zip(sio.dumps(pipeline)))
+        (folder / PIPELINE_FILE).write_bytes(_reproducible_skops(sio.dumps(pipeline)))
         (folder / ENSEMBLE_DIR).mkdir()
         for entry, (member, _) in zip(document["ensemble"], ensemble, strict=True):
-            (folder / entry["file"]).write_bytes(_reproducible_zip(sio.dumps(member)))
+            (folder / entry["file"]).write_bytes(_reproducible_skops(sio.dumps(member)))
         (folder / BUNDLE_FILE).write_text(json.dumps(document, indent=1, default=plain_json) + "\n")
         (folder / CARD_FILE).write_text(model_card)
         lines = [f"{_sha256(path)}  {name}" for name, path in _files(folder)]
@@ -163,22 +163,54 @@ def write_bundle(
     return out
 
 
-def _reproducible_zip(data: bytes) -> bytes:
-    """A skops file (a zip) with every member's time stamp fixed, so that the same model gives
-    the same bytes and the same hash whenever it is written."""
+def _reproducible_skops(data: bytes) -> bytes:
+    """The same model as the same bytes, whenever and wherever it is written.
+
+    A skops file is a zip of `schema.json` and array files; it names objects and array files by
+    Python's `id()` (memory addresses) and stamps the zip with the time. Both are renumbered in
+    order of appearance (the same object keeps one number, so shared references survive) and
+    the time stamps fixed. The loader reads only these names' equality, not their values.
+    Checked by tests/test_determinism.py (fitted in 1 or 2 processes, the same bytes).
+    """
     import io
     import zipfile
 
+    ids: dict[Any, int] = {}
+    files: dict[str, str] = {}
+
+    def renumber(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            # Immutable JSON values (numbers, strings) are numbered by value: whether two equal
+            # values were one object depends on where the model was fitted (a worker process
+            # returns copies), not on the model.
+            immutable = node.get("__loader__") == "JsonNode"
+            for key, value in node.items():
+                if key == "__id__" and isinstance(value, int):
+                    identity = ("value", node["__class__"], node["content"]) if immutable else value
+                    value = ids.setdefault(identity, len(ids))
+                elif key == "file" and isinstance(value, str):
+                    suffix = Path(value).suffix
+                    value = files.setdefault(value, f"{len(files):06d}{suffix}")
+                else:
+                    value = renumber(value)
+                out[key] = value
+            return out
+        if isinstance(node, list):
+            return [renumber(value) for value in node]
+        return node
+
     out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(data)) as source,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
-    ):
-        for info in source.infolist():
-            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            fixed.external_attr = 0o644 << 16
-            target.writestr(fixed, source.read(info.filename))
+    with zipfile.ZipFile(io.BytesIO(data)) as source:
+        schema = renumber(json.loads(source.read("schema.json")))
+        members = {files.get(name, name): source.read(name) for name in source.namelist()}
+    members["schema.json"] = json.dumps(schema, indent=2).encode()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            target.writestr(info, members[name])
     return out.getvalue()
 
 
