@@ -24,6 +24,7 @@ import yaml
 
 from benchmarks.measure import Measurement, Timing, measure, repeat, show
 from benchmarks.report import Figure, Section
+from rnclassifier.cohort import CLINICAL_COLUMNS as CLINICAL
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -47,21 +48,6 @@ PLAIN_PARAMS = {
     "imageType": {"Original": {}},
     "featureClass": {"shape": None, "firstorder": None, "glcm": None, "glszm": None},
 }
-
-CLINICAL = (
-    "age_years",
-    "sex",
-    "histology",
-    "location",
-    "prior_wbrt",
-    "srs_dose_gy",
-    "srs_fractions",
-    "months_since_srs",
-    "ptv_cc",
-    "steroids",
-    "immunotherapy",
-    "her2_tdm1",
-)
 
 #: The generator's Bayes-oracle columns in oracle.csv, and what each one knows.
 ORACLES = {

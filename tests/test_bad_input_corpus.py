@@ -25,17 +25,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "imaging"))
 
-from dicom_factory import (
-    oblique_grid,
-    sphere_contours,
-    sphere_mask,
-    write_mr_series,
-    write_rtstruct,
-    write_seg,
-)
+from dicom_factory import oblique_grid, write_mr_series, write_sphere_study
 
 from rnclassifier.bundle import MANIFEST_FILE, load_bundle
 from rnclassifier.cli import main
+from rnclassifier.cohort import CLINICAL_COLUMNS as CLINICAL
 from rnclassifier.config import LIGHT_EXTRACTION_CONFIG
 from rnclassifier.score import bundle_requirements
 from rnclassifier.synthetic import write_synthetic_cohort
@@ -48,10 +42,6 @@ PLAIN_PARAMS = {
     "imageType": {"Original": {}},
     "featureClass": {"shape": None, "firstorder": None},
 }
-CLINICAL = (
-    "age_years", "sex", "histology", "location", "prior_wbrt", "srs_dose_gy", "srs_fractions",
-    "months_since_srs", "ptv_cc", "steroids", "immunotherapy", "her2_tdm1",
-)  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -164,13 +154,8 @@ def study(tmp_path_factory) -> Study:
     light["rnclassifier"].update(sequences=["t1c"], regions=["lesion"], delta=False)
     (base / "cohort" / "corpus.yaml").write_text(yaml.safe_dump(light))
     dicom = base / "dicom"
-    rng = np.random.default_rng(2)
-    inside = sphere_mask(GRID, CENTRE, RADIUS)
-    volume = (rng.normal(400, 40, GRID.size[::-1]) + 600.0 * inside).astype(np.int16)
-    written = write_mr_series(dicom / "t1c_series", volume, GRID)
-    write_mr_series(dicom / "other_series", volume, GRID, tag="other")
-    write_rtstruct(dicom / "rtstruct.dcm", written, {"GTV": sphere_contours(GRID, CENTRE, RADIUS)})
-    write_seg(dicom / "seg.dcm", written, {"lesion": inside.astype(np.uint8)})
+    made = write_sphere_study(dicom, GRID, CENTRE, RADIUS)
+    write_mr_series(dicom / "other_series", made.volume, GRID, tag="other")
     (dicom / "params.yaml").write_text(yaml.safe_dump(PLAIN_PARAMS))
     return Study(base / "cohort", dicom)
 
@@ -597,6 +582,7 @@ def test_fault_gives_a_clear_error_and_no_output(fault, words, study, tmp_path, 
     assert all(line.startswith("error: ") for line in lines), captured.err
     assert "Traceback" not in captured.err
     message = "\n".join(lines)
+    print(f"{fault.__name__}: {message}".replace(str(tmp_path), "…"))  # shown by `pytest -rP`
     for word in words:
         assert word in message, f"{word!r} not in:\n{message}"
     for output in call.outputs:

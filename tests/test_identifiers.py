@@ -37,6 +37,7 @@ from dicom_factory import (
     write_mr_series,
 )
 
+from rnclassifier.cohort import CLINICAL_COLUMNS as CLINICAL
 from rnclassifier.config import LIGHT_EXTRACTION_CONFIG
 from rnclassifier.synthetic import write_synthetic_cohort
 
@@ -45,10 +46,6 @@ FREE_TEXT = "Seen by Dr Canarywood re Jane Sentinelle"
 IDENTIFIERS = (
     FAKE_PATIENT_NAME, FAKE_PATIENT_NAME.split("^")[1], FAKE_PATIENT_ID, FAKE_ACCESSION,
     BIRTH_DATE, "Canarywood", "Sentinelle",
-)  # fmt: skip
-CLINICAL = (
-    "age_years", "sex", "histology", "location", "prior_wbrt", "srs_dose_gy", "srs_fractions",
-    "months_since_srs", "ptv_cc", "steroids", "immunotherapy", "her2_tdm1",
 )  # fmt: skip
 CLI = [str(Path(sys.executable).parent / "rnclassifier"), "-vv"]
 

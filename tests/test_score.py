@@ -21,14 +21,10 @@ from dicom_factory import FAKE_PATIENT_ID, FAKE_PATIENT_NAME, Grid, write_mr_ser
 
 from rnclassifier.bundle import load_bundle
 from rnclassifier.cli import main
+from rnclassifier.cohort import CLINICAL_COLUMNS as CLINICAL
 from rnclassifier.errors import InputError
 from rnclassifier.score import CaseInputs, score_case, score_cohort
 from rnclassifier.synthetic.write import write_synthetic_cohort
-
-CLINICAL = (
-    "age_years", "sex", "histology", "location", "prior_wbrt", "srs_dose_gy", "srs_fractions",
-    "months_since_srs", "ptv_cc", "steroids", "immunotherapy", "her2_tdm1",
-)  # fmt: skip
 
 
 def case_from_row(trained: dict, i: int) -> CaseInputs:

@@ -13,15 +13,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging"))
 
-from dicom_factory import (
-    oblique_grid,
-    sitk_image,
-    sphere_contours,
-    sphere_mask,
-    write_mr_series,
-    write_rtstruct,
-    write_seg,
-)
+from dicom_factory import oblique_grid, sitk_image, write_sphere_study
 
 from conftest import write_csv
 from rnclassifier.cohort import load_cohort
@@ -42,21 +34,9 @@ PARAMS = {
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("clinic")
-    rng = np.random.default_rng(2)
-    inside = sphere_mask(GRID, CENTRE, RADIUS)
-    volume = (rng.normal(400, 40, GRID.size[::-1]) + 600.0 * inside).astype(np.int16)
-    written = write_mr_series(folder / "t1c_series", volume, GRID)
-    write_rtstruct(
-        folder / "rtstruct.dcm",
-        written,
-        {
-            "GTV": sphere_contours(GRID, CENTRE, RADIUS),
-            "Brain": sphere_contours(GRID, CENTRE, RADIUS + 4),
-        },
-    )
-    write_seg(folder / "seg.dcm", written, {"lesion": inside.astype(np.uint8)})
-    sitk.WriteImage(sitk_image(volume, GRID), str(folder / "t1c.nii.gz"))
-    sitk.WriteImage(sitk_image(inside.astype(np.uint8), GRID), str(folder / "mask.nii.gz"))
+    made = write_sphere_study(folder, GRID, CENTRE, RADIUS, {"GTV": RADIUS, "Brain": RADIUS + 4})
+    sitk.WriteImage(sitk_image(made.volume, GRID), str(folder / "t1c.nii.gz"))
+    sitk.WriteImage(sitk_image(made.inside.astype(np.uint8), GRID), str(folder / "mask.nii.gz"))
     (folder / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     return folder
 

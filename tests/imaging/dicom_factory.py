@@ -361,3 +361,35 @@ def write_seg(path: Path, series: WrittenSeries, segments: Mapping[str, np.ndarr
     )
     seg.save_as(path)
     return path
+
+
+@dataclass
+class SphereStudy:
+    """A clinic's lesion: an MR series with a bright sphere, its RTSTRUCT and its SEG."""
+
+    volume: np.ndarray  # (z, y, x) int16
+    inside: np.ndarray  # (z, y, x) bool: voxel centres within the sphere
+    series: WrittenSeries
+    rtstruct: Path
+    seg: Path
+
+
+def write_sphere_study(
+    folder: Path,
+    grid: Grid,
+    centre: np.ndarray,
+    radius: float,
+    rois: Mapping[str, float] | None = None,
+    seed: int = 2,
+) -> SphereStudy:
+    """`folder`/t1c_series, rtstruct.dcm (`rois`: ROI name → sphere radius; default GTV only)
+    and seg.dcm (one segment, "lesion")."""
+    rng = np.random.default_rng(seed)
+    inside = sphere_mask(grid, centre, radius)
+    volume = (rng.normal(400, 40, grid.size[::-1]) + 600.0 * inside).astype(np.int16)
+    series = write_mr_series(folder / "t1c_series", volume, grid)
+    rois = rois or {"GTV": radius}
+    contours = {name: sphere_contours(grid, centre, r) for name, r in rois.items()}
+    rtstruct = write_rtstruct(folder / "rtstruct.dcm", series, contours)
+    seg = write_seg(folder / "seg.dcm", series, {"lesion": inside.astype(np.uint8)})
+    return SphereStudy(volume, inside, series, rtstruct, seg)
