@@ -172,3 +172,20 @@ def test_an_interrupted_mlflow_run_is_marked_failed(features, tmp_path, monkeypa
     (parent,) = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
     assert parent.info.status == "FAILED"
     assert parent.info.end_time is not None
+
+
+def test_resumed_folds_equal_fitted_ones_and_a_bad_checkpoint_is_refitted(tmp_path):
+    from rnclassifier.modeling.nested import nested_cv
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(60, 4)), columns=list("abcd"))
+    y = (X["a"] + rng.normal(0, 1, 60) > 0).astype(int).to_numpy()
+    groups = np.arange(60) // 2
+    budget = Budget(outer_folds=3, repeats=1, inner_folds=2, trials=2)
+    first = nested_cv(X, y, groups, "elastic_net", budget, checkpoint=tmp_path)
+    files = sorted(tmp_path.glob("*.joblib"))
+    assert len(files) == 3
+    files[0].write_bytes(b"written by some other version")
+    again = nested_cv(X, y, groups, "elastic_net", budget, checkpoint=tmp_path)
+    pd.testing.assert_frame_equal(first.predictions, again.predictions, check_exact=True)
+    assert files[0].read_bytes() != b"written by some other version"  # refitted and saved

@@ -99,13 +99,17 @@ def nested_cv(
     y = np.asarray(y, int)
     groups = np.asarray(groups)
     splits = outer_splits(y, groups, budget)
-    saved: dict[int, Path | None] = {}
+    saved = [
+        Path(checkpoint) / f"repeat-{repeat}-fold-{fold}.joblib" if checkpoint else None
+        for repeat, fold, _, _ in splits
+    ]
     done: dict[int, Any] = {}
-    for i, (repeat, fold, _, _) in enumerate(splits):
-        path = Path(checkpoint) / f"repeat-{repeat}-fold-{fold}.joblib" if checkpoint else None
-        saved[i] = path
+    for i, path in enumerate(saved):
         if path is not None and path.exists():
-            done[i] = joblib.load(path)
+            try:
+                done[i] = joblib.load(path)
+            except Exception:  # written by another version, say: refit the fold
+                logger.warning("%s: unreadable checkpoint %s, refitting that fold", model, path)
     if done:
         logger.info("%s: %d of %d outer folds resumed from %s", model, len(done), len(splits),
                     checkpoint)  # fmt: skip
