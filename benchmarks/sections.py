@@ -887,47 +887,22 @@ def scaling(plan: Plan) -> Section:
     work = workdir("scaling")
     params = plain_params(work)
     log(f"5. scaling: {', '.join(map(str, plan.scaling_sizes))} lesions, jobs {plan.jobs}")
-    by_size: dict[int, Timing] = {}
-    for lesions in plan.scaling_sizes:
-        by_size[lesions] = repeat(
-            f"{lesions} lesions, `--jobs {plan.jobs}`",
-            extract_command(
-                _prefix(manifest, lesions),
-                params,
-                work / "f.parquet",
-                "--jobs",
-                str(plan.jobs),
-                "--no-cache",
-            ),
-            plan.scaling_repeats,
-        )
-    one_job = repeat(
-        f"{plan.jobs_size} lesions, `--jobs 1` (baseline)",
-        extract_command(
-            _prefix(manifest, plan.jobs_size),
-            params,
-            work / "f.parquet",
-            "--jobs",
-            "1",
+
+    def timed(lesions: int, jobs: int, label: str) -> Timing:
+        """Cold extraction of the first `lesions` lesions with `jobs` processes."""
+        command = extract_command(
+            _prefix(manifest, lesions), params, work / "f.parquet", "--jobs", str(jobs),
             "--no-cache",
-        ),
-        plan.scaling_repeats,
-    )
-    if plan.jobs_size in by_size:
-        n_jobs = by_size[plan.jobs_size]
-    else:
-        n_jobs = repeat(
-            f"{plan.jobs_size} lesions, `--jobs {plan.jobs}`",
-            extract_command(
-                _prefix(manifest, plan.jobs_size),
-                params,
-                work / "f.parquet",
-                "--jobs",
-                str(plan.jobs),
-                "--no-cache",
-            ),
-            plan.scaling_repeats,
-        )
+        )  # fmt: skip
+        return repeat(label, command, plan.scaling_repeats)
+
+    by_size: dict[int, Timing] = {
+        n: timed(n, plan.jobs, f"{n} lesions, `--jobs {plan.jobs}`") for n in plan.scaling_sizes
+    }
+    one_job = timed(plan.jobs_size, 1, f"{plan.jobs_size} lesions, `--jobs 1` (baseline)")
+    n_jobs = by_size.get(plan.jobs_size)
+    if n_jobs is None:
+        n_jobs = timed(plan.jobs_size, plan.jobs, f"{plan.jobs_size} lesions, `--jobs {plan.jobs}`")
     sizes = np.array(sorted(by_size), float)
 
     def linearity(values: np.ndarray) -> tuple[float, float, float, float, float]:
