@@ -163,6 +163,12 @@ def synth(
     metavar="ADDRESS",
     help="Run on a Dask cluster (e.g. tcp://host:8786) instead of --jobs processes.",
 )
+@click.option(
+    "--allow-failures",
+    is_flag=True,
+    help="Keep a lesion whose features did not all come back, with NaN features, as a "
+    "technical failure (listed in the sidecar) instead of stopping with an error.",
+)
 def extract(
     cohort: Path,
     params: Path | None,
@@ -173,6 +179,7 @@ def extract(
     cache_dir: Path | None,
     no_cache: bool,
     scheduler: str | None,
+    allow_failures: bool,
 ) -> None:
     """Extract radiomics and clinical features into a feature table."""
     from rnclassifier.features.api import run_extraction
@@ -187,6 +194,7 @@ def extract(
         cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
         progress=sys.stderr.isatty(),
         scheduler=scheduler,
+        allow_failures=allow_failures,
     )
     click.echo(summary)
 
@@ -608,7 +616,18 @@ def validate(
 
 
 def _sequence_options(function: Any) -> Any:
-    """--t1c, --flair, ... and --t1c-prior, ...: the manifest's image columns as flags."""
+    """--t1c, --flair, ... and --t1c-prior, ...: the manifest's image columns as flags, and
+    --t1c-series, --t1c-prior-series, ...: which series of a DICOM study folder each is."""
+    for sequence in reversed(KNOWN_SEQUENCES):
+        for image in (f"{sequence}_prior", sequence):
+            function = click.option(
+                f"--{image.replace('_', '-')}-series",
+                f"{image}_series",
+                help="Which series of a DICOM study folder is the t1c: SeriesDescription, "
+                "SeriesNumber or SeriesInstanceUID (likewise --flair-series, ...)."
+                if image == "t1c"
+                else None,
+            )(function)
     for sequence in reversed(KNOWN_SEQUENCES):
         function = click.option(
             f"--{sequence}-prior",
@@ -674,9 +693,12 @@ def score(
     from rnclassifier.atomic import write_json
     from rnclassifier.score import CaseInputs, score_case, score_cohort
 
-    given = {k: v for k, v in sequences.items() if v}
+    series = {k.removesuffix("_series"): v for k, v in sequences.items() if k.endswith("_series")}
+    given = {k: v for k, v in sequences.items() if v and not k.endswith("_series")}
+    series = {k: v for k, v in series.items() if v}
     if cohort is not None:
         flags = [f"--{k.replace('_', '-')}" for k in given] + ["--mask"] * bool(mask)
+        flags += [f"--{k.replace('_', '-')}-series" for k in series]
         if flags or clinical or report:
             raise InputError(
                 "--cohort scores a manifest: give the images and facts in it, not as "
@@ -717,6 +739,7 @@ def score(
         months_between_scans=months_between_scans,
         site=site,
         clinical=facts,
+        series=series,
     )
     result = score_case(
         model_dir,

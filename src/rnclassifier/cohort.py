@@ -36,6 +36,9 @@ NEGATIVE_CLASS = "necrosis"
 #: Image sequences recognised without configuration; an experiment config may name more.
 KNOWN_SEQUENCES: tuple[str, ...] = ("t1c", "t1", "t2", "flair", "adc", "dwi", "swi", "rcbv")
 PRIOR_SUFFIX = "_prior"
+#: `<sequence>_series` (e.g. `t1c_series`, `t1c_prior_series`) picks one series of a DICOM
+#: folder that holds a whole study: its SeriesDescription, SeriesNumber or SeriesInstanceUID.
+SERIES_SUFFIX = "_series"
 
 #: Columns that describe the second course of treatment. Only tumours received one, so any of
 #: them would leak the label; they are refused as predictors wherever they appear.
@@ -207,6 +210,13 @@ def image_columns(sequences: Iterable[str] = KNOWN_SEQUENCES) -> dict[str, Colum
         columns[name] = Column(name, Kind.PATH, f"{name} image", required=name in ("t1c", "mask"))
         prior = name + PRIOR_SUFFIX
         columns[prior] = Column(prior, Kind.PATH, f"{name} of the earlier scan")
+        if name not in ("mask", "brain_mask"):
+            for image in (name, prior):
+                columns[image + SERIES_SUFFIX] = Column(
+                    image + SERIES_SUFFIX,
+                    Kind.TEXT,
+                    f"which series of a DICOM study folder is the {image} image",
+                )
     return columns
 
 

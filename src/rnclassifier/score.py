@@ -31,6 +31,7 @@ from rnclassifier.cohort import (
     NEGATIVE_CLASS,
     POSITIVE_CLASS,
     PRIOR_SUFFIX,
+    SERIES_SUFFIX,
     Cohort,
     cohort_from_rows,
 )
@@ -58,6 +59,8 @@ class CaseInputs:
     months_between_scans: float | None = None
     site: str | None = None
     clinical: dict[str, str] = field(default_factory=dict)
+    #: image column (t1c, t1c_prior, ...) -> which series of a DICOM study folder it is
+    series: dict[str, str] = field(default_factory=dict)
 
 
 def bundle_requirements(bundle: ModelBundle) -> Requirements:
@@ -124,6 +127,7 @@ def case_cohort(case: CaseInputs) -> Cohort:
         "site": case.site,
     }
     cells |= {k: str(v) for k, v in optional.items() if v is not None}
+    cells |= {f"{image}{SERIES_SUFFIX}": selector for image, selector in case.series.items()}
     cells |= case.clinical
     header = list(cells)
     try:

@@ -270,7 +270,13 @@ def test_two_series_mixed(tmp_path: Path, copy: WrittenSeries, volume: np.ndarra
     shutil.copy(other.files[0], copy.folder / "flair-slice.dcm")
     with pytest.raises(InputError) as excinfo:
         load_series(copy.folder)
-    check_message(excinfo, copy, str(copy.folder), "2 DICOM image series are mixed", "24, 1")
+    check_message(
+        excinfo,
+        copy,
+        str(copy.folder),
+        "2 DICOM image series are in this folder",
+        "(24 slices, axial); #1 (no description) (1 slice, axial)",
+    )
     assert other.series_uid not in str(excinfo.value)
 
 
@@ -363,24 +369,97 @@ def test_rtstruct_not_dicom(tmp_path: Path, written: WrittenSeries, series: Dico
     check_message(excinfo, written, "rs.dcm", "not a DICOM file")
 
 
-def test_rtstruct_of_another_series(tmp_path: Path, written: WrittenSeries, series: DicomSeries):
-    other = fake_uid("another series")
-    path = write_rtstruct(tmp_path / "rs.dcm", written, sphere_rois(), referenced_series_uid=other)
-    with pytest.raises(InputError) as excinfo:
-        rtstruct_mask(path, series, "GTV_1")
-    check_message(excinfo, written, "rs.dcm", "references another image series")
-    assert other not in str(excinfo.value)
+@pytest.fixture(scope="module")
+def sphere_voxels(tmp_path_factory: pytest.TempPathFactory, written, series) -> np.ndarray:
+    """The sphere's mask from a structure set whose references are all right."""
+    path = write_rtstruct(
+        tmp_path_factory.mktemp("rs") / "rs.dcm",
+        written,
+        {"GTV": sphere_contours(GRID, CENTRE, RADIUS)},
+    )
+    return sitk.GetArrayFromImage(rtstruct_mask(path, series, "GTV"))
 
 
-def test_rtstruct_in_another_frame_of_reference(
-    tmp_path: Path, written: WrittenSeries, series: DicomSeries
+@pytest.mark.parametrize(
+    ("renewed", "note"),
+    [
+        ("referenced_series_uid", "references another series in the image's frame of reference"),
+        ("frame_uid", "another frame of reference than the image's while referencing its series"),
+    ],
+)
+def test_rtstruct_with_one_reference_renewed_is_placed_by_geometry(
+    tmp_path: Path, written, series, sphere_voxels, renewed: str, note: str
 ):
-    other = fake_uid("another frame")
-    path = write_rtstruct(tmp_path / "rs.dcm", written, sphere_rois(), frame_uid=other)
+    other = fake_uid("renewed", renewed)
+    path = write_rtstruct(
+        tmp_path / "rs.dcm", written, {"GTV": sphere_contours(GRID, CENTRE, RADIUS)},
+        **{renewed: other},
+    )  # fmt: skip
+    notes: list[str] = []
+    mask = rtstruct_mask(path, series, "GTV", notes)
+    assert np.array_equal(sitk.GetArrayFromImage(mask), sphere_voxels)
+    assert any(note in n for n in notes), notes
+    assert not any(other in n for n in notes)
+
+
+def test_rtstruct_of_another_series_and_frame_is_refused(tmp_path: Path, written, series):
+    series_uid, frame_uid = fake_uid("another series"), fake_uid("another frame")
+    path = write_rtstruct(
+        tmp_path / "rs.dcm", written, sphere_rois(),
+        referenced_series_uid=series_uid, frame_uid=frame_uid,
+    )  # fmt: skip
     with pytest.raises(InputError) as excinfo:
         rtstruct_mask(path, series, "GTV_1")
-    check_message(excinfo, written, "rs.dcm", "another frame of reference")
-    assert other not in str(excinfo.value)
+    check_message(excinfo, written, "rs.dcm", "another image series and another frame of reference")
+    assert series_uid not in str(excinfo.value)
+    assert frame_uid not in str(excinfo.value)
+
+
+def test_rtstruct_with_stale_and_absent_contour_references(
+    tmp_path: Path, written, series, sphere_voxels
+):
+    """Re-export and de-identification renew SOP Instance UIDs: the per-contour references
+    then name images that no longer exist. Geometry still places every contour."""
+    path = write_rtstruct(
+        tmp_path / "rs.dcm", written, {"GTV": sphere_contours(GRID, CENTRE, RADIUS)}
+    )
+    ds = pydicom.dcmread(path)
+    contours = ds.ROIContourSequence[0].ContourSequence
+    for n, contour in enumerate(contours):
+        if n % 3 == 0:
+            del contour.ContourImageSequence
+        else:
+            contour.ContourImageSequence[0].ReferencedSOPInstanceUID = fake_uid("renewed", n)
+    ds.save_as(path)
+    notes: list[str] = []
+    mask = rtstruct_mask(path, series, "GTV", notes)
+    assert np.array_equal(sitk.GetArrayFromImage(mask), sphere_voxels)
+    absent = len(range(0, len(contours), 3))
+    stale = len(contours) - absent
+    assert any(f"{stale} of {stale} contour image references" in n for n in notes), notes
+    assert any(f"{absent} of {len(contours)} contours reference no image" in n for n in notes)
+
+
+def test_rtstruct_reversed_points_and_roi_name_spacing(
+    tmp_path: Path, written, series, sphere_voxels
+):
+    """Point order (clockwise or counter-clockwise) does not change the mask, and an ROI
+    name is found ignoring case and spaces."""
+    reversed_contours = [(k, points[::-1]) for k, points in sphere_contours(GRID, CENTRE, RADIUS)]
+    path = write_rtstruct(tmp_path / "rs.dcm", written, {"GTV 1": reversed_contours})
+    for wanted in ("GTV 1", "gtv1", " Gtv  1 "):
+        mask = rtstruct_mask(path, series, wanted)
+        assert np.array_equal(sitk.GetArrayFromImage(mask), sphere_voxels)
+
+
+def test_rtstruct_contour_outside_the_volume(tmp_path: Path, written, series):
+    beyond = GRID.to_physical(np.array([GRID.size[0] + 3.0, 20.0, 8.0]))
+    path = write_rtstruct(
+        tmp_path / "rs.dcm", written, {"GTV": [(8, circle_contour(GRID, 8, beyond, 6.0))]}
+    )
+    with pytest.raises(InputError) as excinfo:
+        rtstruct_mask(path, series, "GTV")
+    check_message(excinfo, written, "rs.dcm", "'GTV'", "contour 1 lies outside the image volume")
 
 
 def test_rtstruct_several_rois_need_a_name(
@@ -408,7 +487,7 @@ def test_rtstruct_contours_off_the_slice_planes(
     path = write_rtstruct(tmp_path / "rs.dcm", written, {"GTV": [(-1, axial)]})
     with pytest.raises(InputError) as excinfo:
         rtstruct_mask(path, series, "GTV")
-    check_message(excinfo, written, "rs.dcm", "'GTV'", "not in a slice plane")
+    check_message(excinfo, written, "rs.dcm", "'GTV'", "lies between the image's slices")
 
 
 def test_rtstruct_between_slices(tmp_path: Path, written: WrittenSeries, series: DicomSeries):
@@ -416,7 +495,8 @@ def test_rtstruct_between_slices(tmp_path: Path, written: WrittenSeries, series:
     path = write_rtstruct(tmp_path / "rs.dcm", written, {"GTV": [(-1, contour)]})
     with pytest.raises(InputError) as excinfo:
         rtstruct_mask(path, series, "GTV")
-    check_message(excinfo, written, "not in a slice plane", "0.50 slice spacings")
+    # Half a slice spacing (2.5 mm) off, against a tolerance stated in mm.
+    check_message(excinfo, written, "lies between the image's slices", "up to 1.25 mm", "0.2 mm")
 
 
 def test_rtstruct_empty_result(tmp_path: Path, written: WrittenSeries, series: DicomSeries):
@@ -441,20 +521,46 @@ def two_segments(tmp_path: Path, written: WrittenSeries) -> Path:
     )
 
 
-def test_seg_of_another_series(two_segments: Path, written: WrittenSeries, series: DicomSeries):
-    other = dataclasses.replace(series, series_instance_uid=fake_uid("another series"))
-    with pytest.raises(InputError) as excinfo:
-        seg_mask(two_segments, other, "lesion")
-    check_message(excinfo, written, "seg.dcm", "SEG references another image series")
+@pytest.mark.parametrize(
+    ("renewed", "note"),
+    [
+        ("series_instance_uid", "references another series in the image's frame of reference"),
+        ("frame_of_reference_uid", "another frame of reference than the image's while"),
+    ],
+)
+def test_seg_with_one_reference_renewed_is_read(
+    two_segments: Path, series: DicomSeries, renewed: str, note: str
+):
+    other = dataclasses.replace(series, **{renewed: fake_uid("renewed", renewed)})
+    notes: list[str] = []
+    mask = seg_mask(two_segments, other, "lesion", notes)
+    assert np.array_equal(sitk.GetArrayFromImage(mask), sphere_mask(GRID, CENTRE, 9.0))
+    assert any(note in n for n in notes), notes
 
 
-def test_seg_in_another_frame_of_reference(
+def test_seg_of_another_series_and_frame_is_refused(
     two_segments: Path, written: WrittenSeries, series: DicomSeries
 ):
-    other = dataclasses.replace(series, frame_of_reference_uid=fake_uid("another frame"))
+    other = dataclasses.replace(
+        series,
+        series_instance_uid=fake_uid("another series"),
+        frame_of_reference_uid=fake_uid("another frame"),
+    )
     with pytest.raises(InputError) as excinfo:
         seg_mask(two_segments, other, "lesion")
-    check_message(excinfo, written, "seg.dcm", "another frame of reference")
+    check_message(excinfo, written, "seg.dcm", "another image series and another frame")
+
+
+def test_seg_with_renewed_source_uids_is_placed_by_position(
+    two_segments: Path, series: DicomSeries
+):
+    renewed = dataclasses.replace(
+        series, sop_instance_uids=tuple(fake_uid("renewed", u) for u in series.sop_instance_uids)
+    )
+    notes: list[str] = []
+    mask = seg_mask(two_segments, renewed, "lesion", notes)
+    assert np.array_equal(sitk.GetArrayFromImage(mask), sphere_mask(GRID, CENTRE, 9.0))
+    assert any("frames placed by position" in n for n in notes), notes
 
 
 def test_seg_unknown_segment(two_segments: Path, written: WrittenSeries, series: DicomSeries):

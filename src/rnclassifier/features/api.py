@@ -24,6 +24,7 @@ def run_extraction(
     cache_dir: str | Path | None = None,
     progress: bool = False,
     scheduler: str | None = None,
+    allow_failures: bool = False,
 ) -> str:
     """Validate everything first, extract, write atomically; return a one-line summary."""
     out = Path(out)
@@ -39,10 +40,18 @@ def run_extraction(
         progress=progress,
         perturb=perturb or None,
         scheduler=scheduler,
+        allow_failures=allow_failures,
     )
     features.write(out, csv=csv or None)
-    n_features = features.table.shape[1] - 3
+    n_features = features.table.select_dtypes("number").shape[1]
+    failed = features.sidecar["failed_rows"]
     return (
         f"{out}: {features.table.shape[0]} lesions x {n_features} features "
         f"({config.source.name}{', plain pyradiomics' if config.plain else ''})"
+        + (
+            f"; {len(failed)} technical failure(s) kept with NaN features, manifest row(s) "
+            f"{', '.join(str(f['manifest_row']) for f in failed)} (see the sidecar)"
+            if failed
+            else ""
+        )
     )

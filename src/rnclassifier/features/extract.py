@@ -24,7 +24,15 @@ import pandas as pd
 from rnclassifier import __version__
 from rnclassifier.atomic import atomic_file
 from rnclassifier.clinical import bed_column_name, first_course_bed
-from rnclassifier.cohort import BINARY, CLINICAL_COLUMNS, COLUMNS, PRIOR_SUFFIX, Cohort, Kind
+from rnclassifier.cohort import (
+    BINARY,
+    CLINICAL_COLUMNS,
+    COLUMNS,
+    PRIOR_SUFFIX,
+    SERIES_SUFFIX,
+    Cohort,
+    Kind,
+)
 from rnclassifier.config import ExtractionConfig
 from rnclassifier.errors import InputError
 from rnclassifier.features.cache import FeatureCache, content_hash
@@ -101,8 +109,16 @@ def extract_features(
     progress: bool = False,
     perturb: int | None = None,
     scheduler: str | None = None,
+    allow_failures: bool = False,
 ) -> FeatureTable:
     """Extract every lesion's features; raise one `InputError` listing every lesion problem.
+
+    A lesion whose features the config asks for do not all come back (pyradiomics skipped a
+    region, class or image type) is a problem too, naming the row and pyradiomics' reason:
+    never a table with a hole. With `allow_failures` such a lesion's row is written with NaN
+    radiomics and listed in the sidecar's `failed_rows`: a technical failure for training and
+    evaluation to count. A NaN that pyradiomics returns as a feature's value is a value (kept,
+    and counted in the sidecar's `nan_values`).
 
     `perturb` (default: the config's `perturbations.n`) adds K mask perturbations per lesion.
     `scheduler` (a Dask scheduler address) runs the lesions on a cluster instead of `jobs`
@@ -120,9 +136,22 @@ def extract_features(
     problems = [p for outcome in outcomes for p in outcome.get("problems", [])]
     if problems:
         raise InputError(problems)
+    failures = missing_features(outcomes, [task.row for task in tasks])
+    if failures and not allow_failures:
+        raise InputError(
+            f"manifest row {row}: {reason}; fix the input, or pass --allow-failures to keep the "
+            "row (NaN features) as a technical failure"
+            for row, reason in failures.values()
+        )
     radiomics = pd.DataFrame([outcome["features"] for outcome in outcomes])
+    radiomics.loc[list(failures), :] = math.nan  # a technical failure has no radiomics at all
     table = pd.concat([_identity(cohort), radiomics, clinical_features(cohort, config)], axis=1)
     sidecar = _sidecar(cohort, config, sequences, outcomes)
+    sidecar["failed_rows"] = [
+        {"position": i, "manifest_row": row, "reason": reason}
+        for i, (row, reason) in failures.items()
+    ]
+    sidecar["nan_values"] = int(radiomics.drop(index=list(failures)).isna().to_numpy().sum())
     perturbed = None
     if k:
         identity = _identity(cohort)
@@ -133,6 +162,36 @@ def extract_features(
         ]
         perturbed = pd.DataFrame(rows)
     return FeatureTable(table=table, sidecar=sidecar, perturbed=perturbed)
+
+
+def missing_features(outcomes: list[dict[str, Any]], rows: list[int]) -> dict[int, tuple[int, str]]:
+    """Lesions (by position) whose features did not all come back: position -> (manifest row,
+    reason). Expected are the columns any lesion of the run returned; a region that pyradiomics
+    skipped names pyradiomics' reason."""
+    expected: set[str] = set()
+    for outcome in outcomes:
+        expected.update(outcome["features"])
+        for _, values in outcome.get("perturbed", []):
+            expected.update(values)
+    failures = {}
+    for i, outcome in enumerate(outcomes):
+        skipped = [
+            f"{scan} scan: {line}" if scan == "prior" else line
+            for scan in ("current", "prior")
+            for line in outcome["diagnostics"].get(scan, {}).get("skipped", [])
+        ]
+        skipped += outcome["diagnostics"].get("perturbations_skipped", [])
+        absent = sorted(expected - set(outcome["features"]))
+        if skipped:
+            reason = "pyradiomics skipped " + "; ".join(skipped)
+        elif absent:
+            reason = f"{len(absent)} feature(s) missing, e.g. {absent[0]}"
+        elif not outcome["features"]:
+            reason = "no features came back (check the mask and the pyradiomics settings)"
+        else:
+            continue
+        failures[i] = (rows[i], reason)
+    return failures
 
 
 def _sequences(cohort: Cohort, config: ExtractionConfig) -> tuple[str, ...]:
@@ -163,6 +222,7 @@ def _task(
         brain_mask=text("brain_mask"),
         mask_label=int(label) if label is not None else None,
         roi_name=text("roi_name"),
+        series={s: text(s + SERIES_SUFFIX) for s in sequences if text(s + SERIES_SUFFIX)},
     )
     prior = None
     if use_prior and text("t1c" + PRIOR_SUFFIX) and text("mask" + PRIOR_SUFFIX):
@@ -172,6 +232,12 @@ def _task(
             brain_mask=text("brain_mask" + PRIOR_SUFFIX),
             mask_label=current.mask_label,
             roi_name=current.roi_name,
+            series={
+                s: text(s + PRIOR_SUFFIX + SERIES_SUFFIX)
+                for s in sequences
+                if text(s + PRIOR_SUFFIX + SERIES_SUFFIX)
+            },
+            series_suffix=PRIOR_SUFFIX + SERIES_SUFFIX,
         )
     months = text("months_between_scans")
     return LesionTask(
@@ -265,10 +331,14 @@ def _extract_one(task: LesionTask, config: ExtractionConfig) -> dict[str, Any]:
 
             _, mask = read_scan_mask(task.current)
             seed = int(content_hash(task.current.mask)[:8], 16)
-            for kind, variant in perturbed_masks(mask, task.perturb, seed):
+            for j, (kind, variant) in enumerate(perturbed_masks(mask, task.perturb, seed)):
                 scan = extract_scan(task.current, config, mask_override=variant)
                 values = {feature_column(*key): v for key, v in scan.values.items()}
                 perturbed.append((kind, values))
+                diagnostics.setdefault("perturbations_skipped", []).extend(
+                    f"perturbation {j} ({kind}): {line}"
+                    for line in scan.diagnostics.get("skipped", [])
+                )
     except InputError as exc:
         return {"problems": [f"manifest row {task.row}: {line}" for line in exc.problems]}
     return {"features": features, "diagnostics": diagnostics, "perturbed": perturbed}
@@ -305,6 +375,8 @@ def _cache_key(task: LesionTask, config: ExtractionConfig) -> str:
             "brain_mask": content_hash(scan.brain_mask) if scan.brain_mask else None,
             "mask_label": scan.mask_label,
             "roi_name": scan.roi_name,
+            # Only when chosen, so that keys of single-series inputs stay as they were.
+            **({"series": scan.series} if scan.series else {}),
         }
 
     return content_hash(

@@ -36,6 +36,18 @@ class ScanInputs:
     brain_mask: str | None = None
     mask_label: int | None = None
     roi_name: str | None = None
+    #: sequence -> which series of a DICOM study folder it is (`<sequence>_series`)
+    series: dict[str, str] = field(default_factory=dict)
+    #: the manifest column that names the scan's series, `_series` and `_prior_series`
+    series_suffix: str = "_series"
+
+    def read(self, sequence: str) -> sitk.Image:
+        """One of the scan's images, its series chosen in a study folder."""
+        return read_image(
+            self.images[sequence],
+            series=self.series.get(sequence),
+            column=f"{sequence}{self.series_suffix}",
+        )
 
 
 @dataclass
@@ -46,16 +58,21 @@ class ScanFeatures:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
-def read_scan_mask(scan: ScanInputs) -> tuple[sitk.Image, sitk.Image]:
-    """The scan's reference image (its first sequence) and its lesion mask on that grid."""
+def read_scan_mask(
+    scan: ScanInputs, notes: list[str] | None = None
+) -> tuple[sitk.Image, sitk.Image]:
+    """The scan's reference image (its first sequence) and its lesion mask on that grid;
+    quirks tolerated on the way are appended to `notes`."""
     first = next(iter(scan.images))
-    reference = read_image(scan.images[first])
+    reference = scan.read(first)
     mask = read_mask(
         scan.mask,
         reference,
         reference_path=scan.images[first],
+        reference_series=scan.series.get(first),
         label=scan.mask_label,
         roi_name=scan.roi_name,
+        notes=notes,
     )
     return reference, mask
 
@@ -65,23 +82,26 @@ def extract_scan(
 ) -> ScanFeatures:
     """Features of one scan. `mask_override` replaces the lesion mask (robustness perturbations)."""
     first, *others = scan.images
-    reference, mask = read_scan_mask(scan)
+    result = ScanFeatures()
+    notes: list[str] = []
+    reference, mask = read_scan_mask(scan, notes)
     if mask_override is not None:
         mask = mask_override
-    result = ScanFeatures()
     result.diagnostics["lesion_volume_cc"] = preprocess.voxel_volume_cc(mask)
     components = sitk.ConnectedComponent(mask > 0)  # face-connected pieces of the mask
     result.diagnostics["connected_components"] = int(sitk.GetArrayViewFromImage(components).max())
     result.diagnostics["t1c_spacing_mm"] = [round(v, 4) for v in reference.GetSpacing()]
     if config.plain:
-        for sequence, path in scan.images.items():
-            image = reference if sequence == first else read_image(path)
+        for sequence in scan.images:
+            image = reference if sequence == first else scan.read(sequence)
             _run(config, image, mask, sequence, "lesion", with_shape=True, into=result)
+        if notes:
+            result.diagnostics["input_notes"] = notes
         return result
 
     settings = config.settings
     brain = (
-        read_mask(scan.brain_mask, reference)
+        read_mask(scan.brain_mask, reference, notes=notes)
         if scan.brain_mask
         else preprocess.foreground_mask(reference)
     )
@@ -95,7 +115,7 @@ def extract_scan(
         image = (
             reference
             if sequence == first
-            else preprocess.resample_onto(read_image(scan.images[sequence]), reference)
+            else preprocess.resample_onto(scan.read(sequence), reference)
         )
         if sequence != first:
             steps.append(f"{sequence}: resampled onto the {first} grid (B-spline)")
@@ -121,6 +141,8 @@ def extract_scan(
                 into=result,
             )
     result.diagnostics["steps"] = steps
+    if notes:
+        result.diagnostics["input_notes"] = notes
     return result
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import highdicom as hd
 import numpy as np
@@ -47,7 +48,13 @@ SLICE_TOLERANCE_MM = 0.01
 ORIENTATION_TOLERANCE = 1e-4
 #: Largest sideways drift of the slice stack (gantry tilt, shear), as a fraction of a pixel.
 STACK_DRIFT_TOLERANCE = 0.05
-#: Largest distance of a contour point from its slice plane, in slice spacings.
+#: Largest distance of an RTSTRUCT contour point from the nearest slice plane, in mm: planning
+#: systems round coordinates to 0.01 mm; a contour further off was drawn on another series.
+CONTOUR_PLANE_TOLERANCE_MM = 0.2
+#: How far (in pixels, beyond the outermost voxel centre) a contour point may lie outside the
+#: slice before the contour is refused as outside the volume.
+CONTOUR_OUTSIDE_TOLERANCE_PX = 0.5
+#: Largest deviation of a SEG frame from the image's voxel lattice, in voxels.
 COPLANAR_TOLERANCE = 0.1
 
 LABEL_MAP_SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"
@@ -111,17 +118,28 @@ def dicom_modality(path: Path) -> str | None:
     return modality or None
 
 
-def load_series(folder: Path) -> DicomSeries:
-    """Read the one DICOM image series in `folder`, slices sorted along the slice normal.
+def load_series(
+    folder: Path, series: str | None = None, *, column: str = "<sequence>_series"
+) -> DicomSeries:
+    """Read one DICOM image series from `folder`, slices sorted along the slice normal.
 
-    Non-image objects in the folder (an RTSTRUCT, a SEG, a DICOMDIR) are ignored. Raises
-    `InputError` if there is no series or several, or if the slices do not form an evenly spaced
-    stack with one orientation and pixel spacing.
+    A folder may hold a whole study (a PACS export: T1c, FLAIR, localisers, ...): `series`
+    picks one by SeriesDescription (case-insensitive, exact), SeriesNumber or
+    SeriesInstanceUID, and the others are ignored; without it, several series are an error that
+    lists them (`column` names the manifest column that selects). Non-image objects (an
+    RTSTRUCT, a SEG, a DICOMDIR) are ignored. An enhanced (multi-frame) MR object is a series of
+    its own. Raises `InputError` unless the chosen slices form an evenly spaced stack with one
+    orientation and pixel spacing.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder (a DICOM series is read from a folder of slices)")
-    slices = _slice_headers(folder)
+    chosen = _select_series(folder, _series_in_folder(folder), series, column)
+    if chosen.enhanced:
+        from rnclassifier.imaging.enhanced import load_enhanced
+
+        return load_enhanced(chosen.files[0][0])
+    slices = chosen.files
     spacing, order, slice_spacing = _check_stack(folder, [ds for _, ds in slices])
     files = [str(slices[i][0]) for i in order]
     headers = [slices[i][1] for i in order]
@@ -160,12 +178,25 @@ def load_series(folder: Path) -> DicomSeries:
     )
 
 
-def rtstruct_mask(rtstruct: Path, reference: DicomSeries, roi_name: str | None) -> sitk.Image:
+def rtstruct_mask(
+    rtstruct: Path,
+    reference: DicomSeries,
+    roi_name: str | None,
+    notes: list[str] | None = None,
+) -> sitk.Image:
     """Rasterise one ROI of an RTSTRUCT onto `reference`'s grid: UInt8 0/1, its geometry.
 
-    `roi_name` is required when the RTSTRUCT holds several ROIs (matched exactly, else ignoring
-    case). Closed planar contours on a slice combine by the even-odd rule (holes), and must lie in
-    the series' slice planes: contours drawn on another series are refused, not resampled.
+    Decided by geometry, as planning systems write structure sets: the set must reference the
+    image's series or, failing that, its frame of reference; per-contour image references that
+    are absent or stale (re-export and de-identification renew SOP Instance UIDs) and a frame of
+    reference that differs while the series matches (rt-utils writes such files) are noted and
+    warned about, not refused. Every contour must lie in one of the series' slice planes
+    (`CONTOUR_PLANE_TOLERANCE_MM`) and inside the volume.
+
+    Rasterisation rule: a voxel is inside when its centre is inside the closed contour; several
+    contours on a slice combine by the even-odd rule (a contour inside another is a hole); point
+    order (clockwise or not) does not matter. `roi_name` is required when the RTSTRUCT holds
+    several ROIs (matched exactly, else ignoring case and spaces).
     """
     rtstruct = Path(rtstruct)
     ds = _read_object(rtstruct, "RTSTRUCT", {RTStructureSetStorage}, stop_before_pixels=False)
@@ -183,6 +214,7 @@ def rtstruct_mask(rtstruct: Path, reference: DicomSeries, roi_name: str | None) 
             for study in f.get("RTReferencedStudySequence", [])
             for series in study.get("RTReferencedSeriesSequence", [])
         },
+        notes=notes,
     )
     rois = {
         int(r.ROINumber): str(r.get("ROIName", ""))
@@ -198,7 +230,7 @@ def rtstruct_mask(rtstruct: Path, reference: DicomSeries, roi_name: str | None) 
         and reference.frame_of_reference_uid
         and roi_frame != reference.frame_of_reference_uid
     ):
-        raise InputError(f"{where}: is drawn in another frame of reference than the image")
+        _note(notes, f"{where}: ", "the ROI names another frame of reference than the image's")
 
     contours = [
         c
@@ -207,12 +239,26 @@ def rtstruct_mask(rtstruct: Path, reference: DicomSeries, roi_name: str | None) 
         for c in item.get("ContourSequence", [])
     ]
     known = set(reference.sop_instance_uids)
-    if any(
-        str(ref.get("ReferencedSOPInstanceUID", "")) not in known
+    references = [
+        str(ref.get("ReferencedSOPInstanceUID", ""))
         for c in contours
         for ref in c.get("ContourImageSequence", [])
-    ):
-        raise InputError(f"{where}: its contours reference images that are not in this series")
+    ]
+    stale = sum(uid not in known for uid in references)
+    unreferenced = sum(not c.get("ContourImageSequence") for c in contours)
+    if stale:
+        _note(
+            notes,
+            f"{where}: ",
+            f"{stale} of {len(references)} contour image references name images that are not "
+            "in this series (renewed UIDs?); contours placed by geometry",
+        )
+    if unreferenced:
+        _note(
+            notes,
+            f"{where}: ",
+            f"{unreferenced} of {len(contours)} contours reference no image; placed by geometry",
+        )
     closed = []
     for c in contours:
         if str(c.get("ContourGeometricType", "")).upper() not in (
@@ -239,13 +285,26 @@ def rtstruct_mask(rtstruct: Path, reference: DicomSeries, roi_name: str | None) 
     return _on_grid(mask, reference.image)
 
 
-def seg_mask(seg: Path, reference: DicomSeries, segment: str | int | None) -> sitk.Image:
+def _note(notes: list[str] | None, where: str, note: str) -> None:
+    """A tolerated quirk of an input: warned about, and kept for the sidecar's diagnostics."""
+    logger.warning("%s%s", where, note)
+    if notes is not None:
+        notes.append(note)
+
+
+def seg_mask(
+    seg: Path,
+    reference: DicomSeries,
+    segment: str | int | None,
+    notes: list[str] | None = None,
+) -> sitk.Image:
     """One segment of a DICOM SEG on `reference`'s grid: UInt8 0/1, its geometry.
 
-    `segment` is a label (matched exactly, else ignoring case) or a segment number, required when
-    the SEG has several. Frames are placed by the source image they reference, or, for a SEG
-    without such references, by position on a grid that must coincide with the image's.
-    Fractional segments are thresholded at one half.
+    `segment` is a label (matched exactly, else ignoring case and spaces) or a segment number,
+    required when the SEG has several; overlapping segments are fine, each is read alone. Frames
+    are placed by the source image they reference, or, when the SEG has no such references or
+    they are stale (renewed UIDs), by position on a grid that must coincide with the image's.
+    A FRACTIONAL segment is thresholded at one half, as its definition intends (noted).
     """
     seg = Path(seg)
     header = _read_object(
@@ -259,6 +318,7 @@ def seg_mask(seg: Path, reference: DicomSeries, segment: str | int | None) -> si
         series_uids={
             str(s.get("SeriesInstanceUID", "")) for s in header.get("ReferencedSeriesSequence", [])
         },
+        notes=notes,
     )
     segments = {
         int(s.SegmentNumber): str(s.get("SegmentLabel", ""))
@@ -273,11 +333,21 @@ def seg_mask(seg: Path, reference: DicomSeries, segment: str | int | None) -> si
             sources = {str(uids[2]) for uids in document.get_source_image_uids()}
         except (ValueError, KeyError, AttributeError) as exc:
             raise InputError(f"{seg}: not a valid DICOM SEG ({type(exc).__name__})") from exc
-        if sources - set(reference.sop_instance_uids):
-            raise InputError(f"{seg}: references images that are not in this series")
-        values = _seg_by_source(document, seg, reference, number)
+        stale = sources - set(reference.sop_instance_uids)
+        values = None
+        if stale:
+            _note(
+                notes,
+                f"{seg}: ",
+                f"{len(stale)} of {len(sources)} source image references name images that are "
+                "not in this series (renewed UIDs?); frames placed by position",
+            )
+        else:
+            values = _seg_by_source(document, seg, reference, number)
         if values is None:
             values = _seg_by_position(document, seg, reference, number)
+    if str(header.get("SegmentationType", "")).upper() == "FRACTIONAL":
+        _note(notes, f"{where}: ", "FRACTIONAL segment thresholded at 0.5")
     mask = (values >= 0.5).astype(np.uint8)
     if not mask.any():
         raise InputError(f"{where}: is empty on this image")
@@ -287,10 +357,37 @@ def seg_mask(seg: Path, reference: DicomSeries, segment: str | int | None) -> si
 # --- series -----------------------------------------------------------------------------------
 
 
-def _slice_headers(folder: Path) -> list[tuple[Path, Dataset]]:
-    """Headers of the image slices in `folder`, all of one series; other objects skipped."""
-    slices: list[tuple[Path, Dataset]] = []
+#: SOP classes of enhanced (multi-frame) MR images, read by `imaging.enhanced`.
+ENHANCED_MR_STORAGE = {
+    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR Image Storage
+    "1.2.840.10008.5.1.4.1.1.4.4",  # Legacy Converted Enhanced MR Image Storage
+}
+
+
+@dataclass
+class _FolderSeries:
+    """The image objects of one series found in a folder (headers only)."""
+
+    uid: str
+    number: str
+    description: str
+    files: list[tuple[Path, Dataset]]
+    enhanced: bool
+
+    def describe(self) -> str:
+        """Number, description, slices and orientation: what a user sees in a viewer; no UIDs."""
+        frames = sum(int(ds.get("NumberOfFrames", 1) or 1) for _, ds in self.files)
+        number = f"#{self.number}" if self.number else "#?"
+        description = repr(self.description) if self.description else "(no description)"
+        unit = ("frame" if self.enhanced else "slice") + ("s" if frames != 1 else "")
+        return f"{number} {description} ({frames} {unit}, {_orientation(self.files)})"
+
+
+def _series_in_folder(folder: Path) -> list[_FolderSeries]:
+    """The image series in `folder`, in series-number order; other DICOM objects skipped."""
+    groups: dict[str, _FolderSeries] = {}
     n_dicom = 0
+    n_images = 0
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         if not is_dicom_file(path):
             continue
@@ -300,37 +397,105 @@ def _slice_headers(folder: Path) -> list[tuple[Path, Dataset]]:
                 ds = pydicom.dcmread(path, stop_before_pixels=True)
         except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
             raise InputError(f"{folder}: DICOM file {path.name!r} cannot be read") from exc
+        sop_class = str(ds.get("SOPClassUID", ""))
+        enhanced = sop_class in ENHANCED_MR_STORAGE
+        if sop_class in (SegmentationStorage, LABEL_MAP_SEGMENTATION_STORAGE):
+            continue
         frames = int(ds.get("NumberOfFrames", 1) or 1)
+        if not enhanced and (frames > 1 or "PerFrameFunctionalGroupsSequence" in ds):
+            raise InputError(
+                f"{folder}: holds a multi-frame DICOM image of a kind that is not supported "
+                "(enhanced MR objects are); export the series as single-frame slices"
+            )
         is_slice = all(
             name in ds for name in ("ImagePositionPatient", "ImageOrientationPatient", "Rows")
         )
-        if frames > 1 or (
-            "PerFrameFunctionalGroupsSequence" in ds
-            and str(ds.get("SOPClassUID", ""))
-            not in (SegmentationStorage, LABEL_MAP_SEGMENTATION_STORAGE)
-        ):
-            raise InputError(
-                f"{folder}: holds a multi-frame (enhanced) DICOM image, which is not supported; "
-                "export the series as single-frame slices"
+        if not (enhanced or is_slice):
+            continue
+        n_images += 1
+        uid = str(ds.get("SeriesInstanceUID", ""))
+        key = f"{uid}/{path.name}" if enhanced else uid  # an enhanced object is a series itself
+        if key not in groups:
+            groups[key] = _FolderSeries(
+                uid=uid,
+                number=str(ds.get("SeriesNumber", "") or "").strip(),
+                description=str(ds.get("SeriesDescription", "") or "").strip(),
+                files=[],
+                enhanced=enhanced,
             )
-        if is_slice:
-            slices.append((path, ds))
-    if not slices:
+        groups[key].files.append((path, ds))
+    if not groups:
         found = f" ({n_dicom} DICOM files, none an image slice)" if n_dicom else ""
         raise InputError(f"{folder}: no DICOM image series found{found}")
-    counts: dict[str, int] = defaultdict(int)
-    for _, ds in slices:
-        counts[str(ds.get("SeriesInstanceUID", ""))] += 1
-    if len(counts) > 1:
-        sizes = ", ".join(str(n) for n in sorted(counts.values(), reverse=True))
-        raise InputError(
-            f"{folder}: {len(counts)} DICOM image series are mixed in this folder "
-            f"({sizes} slices); keep one series per folder"
-        )
-    skipped = n_dicom - len(slices)
+    skipped = n_dicom - n_images
     if skipped:
         logger.info("%s: ignored %d DICOM files that are not image slices", folder, skipped)
-    return slices
+
+    def order(series: _FolderSeries) -> tuple[int, str]:
+        return (int(series.number) if series.number.lstrip("-").isdigit() else 10**9, "")
+
+    return sorted(groups.values(), key=order)
+
+
+def _select_series(
+    folder: Path, found: list[_FolderSeries], selector: str | None, column: str
+) -> _FolderSeries:
+    """The series that `selector` names (SeriesDescription ignoring case, SeriesNumber or
+    SeriesInstanceUID); without a selector, the folder's only series."""
+    listing = "; ".join(series.describe() for series in found)
+    if selector is None:
+        if len(found) == 1:
+            return found[0]
+        return _refuse_several(folder, found, column, listing)
+    wanted = str(selector).strip()
+    matches = [
+        series
+        for series in found
+        if series.description.casefold() == wanted.casefold()
+        or (series.number and series.number == wanted)
+        or series.uid == wanted
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise InputError(
+            f"{folder}: no series matches {column} (by description, number or UID); the "
+            f"folder holds: {listing}"
+        )
+    raise InputError(
+        f"{folder}: {len(matches)} series match {column}; give the SeriesInstanceUID or a "
+        f"unique number instead: {'; '.join(series.describe() for series in matches)}"
+    )
+
+
+def _refuse_several(
+    folder: Path, found: list[_FolderSeries], column: str, listing: str
+) -> NoReturn:
+    raise InputError(
+        f"{folder}: {len(found)} DICOM image series are in this folder; say which with the "
+        f"manifest's {column} column (description, number or UID): {listing}"
+    )
+
+
+def _orientation(files: list[tuple[Path, Dataset]]) -> str:
+    """Axial, coronal, sagittal or oblique, from the slice normal; mixed for a localiser."""
+    names = set()
+    for _, ds in files:
+        try:
+            row, col = _cosines(ds)
+        except (AttributeError, ValueError, TypeError):
+            functional = ds.get("SharedFunctionalGroupsSequence") or [Dataset()]
+            orient = functional[0].get("PlaneOrientationSequence") or [Dataset()]
+            values = orient[0].get("ImageOrientationPatient")
+            if not values:
+                names.add("unknown orientation")
+                continue
+            cos = np.array([float(v) for v in values])
+            row, col = cos[:3], cos[3:]
+        normal = np.abs(np.cross(row, col))
+        axis = int(np.argmax(normal))
+        names.add(("sagittal", "coronal", "axial")[axis] if normal[axis] > 0.9 else "oblique")
+    return names.pop() if len(names) == 1 else "mixed orientations"
 
 
 def _check_stack(
@@ -446,24 +611,49 @@ def _read_object(path: Path, kind: str, sop_classes: set[str], stop_before_pixel
 
 
 def _check_references(
-    path: Path, kind: str, reference: DicomSeries, frame_uids: set[str], series_uids: set[str]
+    path: Path,
+    kind: str,
+    reference: DicomSeries,
+    frame_uids: set[str],
+    series_uids: set[str],
+    notes: list[str] | None = None,
 ) -> None:
-    """Refuse a mask that declares another series or frame of reference than the image."""
+    """Refuse a mask that is neither on the image's series nor in its frame of reference.
+
+    One matching is enough (geometry decides the rest): re-exports renew one UID and not the
+    other, and rt-utils writes a frame of reference of its own beside the right series.
+    """
     series_uids.discard("")
     frame_uids.discard("")
-    if series_uids and reference.series_instance_uid not in series_uids:
-        raise InputError(
-            f"{path}: this {kind} references another image series than the image it is used "
-            "with; it must be drawn on that series (UIDs not shown)"
+    same_series = reference.series_instance_uid in series_uids
+    same_frame = bool(reference.frame_of_reference_uid) and (
+        reference.frame_of_reference_uid in frame_uids
+    )
+    if same_series and frame_uids and not same_frame:
+        _note(
+            notes,
+            f"{path}: ",
+            f"the {kind} names another frame of reference than the image's "
+            "while referencing its series; placed by geometry",
         )
-    if (
-        frame_uids
-        and reference.frame_of_reference_uid
-        and (reference.frame_of_reference_uid not in frame_uids)
-    ):
+    elif same_frame and series_uids and not same_series:
+        _note(
+            notes,
+            f"{path}: ",
+            f"the {kind} references another series in the image's frame "
+            "of reference; placed by geometry",
+        )
+    elif not series_uids and not frame_uids:
+        _note(
+            notes,
+            f"{path}: ",
+            f"the {kind} names no series and no frame of reference; placed by geometry alone",
+        )
+    elif not same_series and not same_frame:
         raise InputError(
-            f"{path}: this {kind} is in another frame of reference than the image it is used "
-            "with (UIDs not shown)"
+            f"{path}: this {kind} references another image series and another frame of "
+            "reference than the image it is used with; it must be drawn on that image "
+            "(UIDs not shown)"
         )
 
 
@@ -488,6 +678,7 @@ def _choose(
     for same in (
         lambda name: name == text,
         lambda name: name.strip().casefold() == text.strip().casefold(),
+        lambda name: "".join(name.split()).casefold() == "".join(text.split()).casefold(),
     ):
         matches = [number for number, name in choices.items() if same(name)]
         if len(matches) > 1:
@@ -509,19 +700,23 @@ def _rasterise(contours: list[np.ndarray], image: sitk.Image, where: str) -> np.
     to_index = np.linalg.inv(direction * np.array(image.GetSpacing(), dtype=float))
     origin = np.array(image.GetOrigin(), dtype=float)
 
+    slice_spacing = float(image.GetSpacing()[2])
     by_slice: dict[int, list[np.ndarray]] = defaultdict(list)
     for n, points in enumerate(contours, start=1):
         index = (points - origin) @ to_index.T
         plane = round(float(np.median(index[:, 2])))
-        off = float(np.abs(index[:, 2] - plane).max())
-        if off > COPLANAR_TOLERANCE:
+        off = float(np.abs(index[:, 2] - plane).max()) * slice_spacing
+        if off > CONTOUR_PLANE_TOLERANCE_MM:
             raise InputError(
-                f"{where}: contour {n} is not in a slice plane of the image (up to {off:.2f} "
-                "slice spacings away): contours must be drawn on this series' slices"
+                f"{where}: contour {n} lies between the image's slices (up to {off:.2f} mm from "
+                f"the nearest slice plane; at most {CONTOUR_PLANE_TOLERANCE_MM} mm): contours "
+                "must be drawn on this series' slices"
             )
-        if not 0 <= plane < size[2]:
-            raise InputError(f"{where}: contour {n} lies outside the image's slices")
-        by_slice[plane].append(index[:, :2])
+        in_plane = index[:, :2]
+        beyond = np.maximum(-in_plane, in_plane - (np.array(size[:2]) - 1)).max()
+        if not 0 <= plane < size[2] or beyond > CONTOUR_OUTSIDE_TOLERANCE_PX:
+            raise InputError(f"{where}: contour {n} lies outside the image volume")
+        by_slice[plane].append(in_plane)
 
     mask = np.zeros(size[::-1], dtype=bool)
     for k, polygons in by_slice.items():

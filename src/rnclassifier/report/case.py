@@ -67,7 +67,6 @@ def lesion_planes(
 def _case_images(case: Any) -> dict[str, dict[str, np.ndarray]]:
     from rnclassifier.features.radiomics import ScanInputs, read_scan_mask
     from rnclassifier.imaging import preprocess
-    from rnclassifier.imaging.read import read_image
 
     shown = {s: p for s, p in case.images.items() if s in ("t1c", "flair")}
     scan = ScanInputs(
@@ -75,12 +74,13 @@ def _case_images(case: Any) -> dict[str, dict[str, np.ndarray]]:
         mask=case.mask,
         mask_label=case.mask_label,
         roi_name=case.roi_name,
+        series={s: v for s, v in case.series.items() if s in case.images},
     )
     reference, mask = read_scan_mask(scan)
     images = {"t1c": reference}
-    for sequence, path in shown.items():
+    for sequence in shown:
         if sequence != "t1c":
-            images[sequence] = preprocess.resample_onto(read_image(path), reference)
+            images[sequence] = preprocess.resample_onto(scan.read(sequence), reference)
     return lesion_planes(images, mask)
 
 
