@@ -25,7 +25,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "imaging"))
 
-from dicom_factory import oblique_grid, write_mr_series, write_sphere_study
+from dicom_factory import fake_uid, oblique_grid, write_mr_series, write_sphere_study
 
 from rnclassifier.bundle import MANIFEST_FILE, load_bundle
 from rnclassifier.cli import main
@@ -155,7 +155,10 @@ def study(tmp_path_factory) -> Study:
     (base / "cohort" / "corpus.yaml").write_text(yaml.safe_dump(light))
     dicom = base / "dicom"
     made = write_sphere_study(dicom, GRID, CENTRE, RADIUS)
-    write_mr_series(dicom / "other_series", made.volume, GRID, tag="other")
+    # Another series in another frame of reference: a mask of the T1c series cannot be placed.
+    write_mr_series(
+        dicom / "other_series", made.volume, GRID, tag="other", frame_uid=fake_uid("other frame")
+    )
     (dicom / "params.yaml").write_text(yaml.safe_dump(PLAIN_PARAMS))
     return Study(base / "cohort", dicom)
 
@@ -285,8 +288,39 @@ def image_several_channels(s: Study) -> Call:
 
 def mask_on_another_grid(s: Study) -> Call:
     mask = s.image("mask")
-    mask.SetOrigin(tuple(o + 7.0 for o in mask.GetOrigin()))
+    # 7.3 mm: off the image's voxel lattice (a whole number of voxels would be pasted).
+    mask.SetOrigin(tuple(o + 7.3 for o in mask.GetOrigin()))
     return s.extract(s.with_image("mask", mask, "mask.nii.gz"))
+
+
+def mask_labelled_outside_the_image(s: Study) -> Call:
+    padded = sitk.ConstantPad(s.image("mask"), [2, 0, 0], [0, 0, 0], 0)
+    padded[0, 3, 3] = 1  # in the padding, beyond the image
+    return s.extract(s.with_image("mask", padded, "mask.nii.gz"))
+
+
+def lesion_features_missing(s: Study) -> Call:
+    mask = s.image("mask", row=1) * 0
+    centre = [v // 2 for v in mask.GetSize()]
+    mask[centre] = 1  # one voxel: pyradiomics skips the region (minimumROISize)
+    return s.extract(s.with_image("mask", mask, "mask.nii.gz", row=1))
+
+
+def slicer_segment_unknown(s: Study) -> Call:
+    import slicerio
+
+    mask = s.image("mask")
+    ijk_to_lps = np.eye(4)
+    ijk_to_lps[:3, :3] = np.reshape(mask.GetDirection(), (3, 3)) * mask.GetSpacing()
+    ijk_to_lps[:3, 3] = mask.GetOrigin()
+    voxels = np.transpose(sitk.GetArrayFromImage(mask) > 0, (2, 1, 0))
+    segmentation = slicerio.create_segmentation(voxels.shape, ijk_to_lps)
+    slicerio.add_segment(segmentation, voxels, {"name": "GTV"})
+    slicerio.write_segmentation(str(s.tmp / "lesion.seg.nrrd"), segmentation)
+    frame = s.manifest()
+    frame.loc[0, "mask"] = str(s.tmp / "lesion.seg.nrrd")
+    frame["roi_name"] = ["PTV", "", ""]
+    return s.extract(s.write(frame))
 
 
 def mask_empty(s: Study) -> Call:
@@ -328,6 +362,24 @@ def dicom_two_series_mixed(s: Study) -> Call:
     shutil.copytree(s.dicom / "t1c_series", series)
     shutil.copy(sorted((s.dicom / "other_series").iterdir())[3], series / "stray.dcm")
     return s.extract(s.dicom_manifest(t1c=str(series), mask="seg.dcm"), s.plain_params())
+
+
+def dicom_series_selector_matches_nothing(s: Study) -> Call:
+    manifest = s.dicom_manifest(t1c="t1c_series", mask="seg.dcm", t1c_series="SAG T2")
+    return s.extract(manifest, s.plain_params())
+
+
+def rtstruct_contour_outside_the_volume(s: Study) -> Call:
+    from dicom_factory import circle_contour, load_written_series, write_rtstruct
+
+    beyond = GRID.to_physical(np.array([GRID.size[0] + 4.0, 20.0, 8.0]))
+    path = write_rtstruct(
+        s.tmp / "rtstruct.dcm",
+        load_written_series(s.dicom / "t1c_series", GRID),
+        {"GTV": [(8, circle_contour(GRID, 8, beyond, 6.0))]},
+    )
+    manifest = s.dicom_manifest(t1c="t1c_series", mask=str(path), roi_name="GTV")
+    return s.extract(manifest, s.plain_params())
 
 
 def dicom_folder_without_dicom(s: Study) -> Call:
@@ -524,7 +576,19 @@ FAULTS: list[tuple[Callable[[Study], Call], tuple[str, ...]]] = [
     (image_nan_voxels, ("manifest row 2", "t1c.nii.gz", "not finite")),
     (image_several_channels, ("manifest row 2", "t1c.nii.gz", "single-channel")),
     # masks
-    (mask_on_another_grid, ("manifest row 2", "mask.nii.gz", "origin")),
+    (
+        mask_on_another_grid,
+        (
+            "manifest row 2",
+            "mask.nii.gz",
+            "origin",
+            "voxel lattice",
+            "resample the mask onto the image",
+        ),
+    ),
+    (mask_labelled_outside_the_image, ("manifest row 2", "mask.nii.gz", "outside the image")),
+    (lesion_features_missing, ("manifest row 3", "pyradiomics skipped", "--allow-failures")),
+    (slicer_segment_unknown, ("manifest row 2", "lesion.seg.nrrd", "'PTV'", "'GTV'")),
     (mask_empty, ("manifest row 2", "mask.nii.gz", "empty")),
     (mask_several_labels, ("manifest row 2", "mask.nii.gz", "several labels")),
     (mask_label_absent, ("manifest row 2", "mask_label 7")),
@@ -532,11 +596,22 @@ FAULTS: list[tuple[Callable[[Study], Call], tuple[str, ...]]] = [
     (brain_mask_on_another_grid, ("manifest row 2", "brain.nii.gz", "spacing")),
     # DICOM
     (dicom_missing_slice, ("manifest row 2", "series", "missing slice")),
-    (dicom_two_series_mixed, ("manifest row 2", "series", "series are mixed")),
+    (
+        dicom_two_series_mixed,
+        ("manifest row 2", "series", "2 DICOM image series are in this", "t1c_series"),
+    ),
+    (dicom_series_selector_matches_nothing, ("manifest row 2", "no series matches t1c_series")),
+    (
+        rtstruct_contour_outside_the_volume,
+        ("manifest row 2", "rtstruct.dcm", "outside the image volume"),
+    ),
     (dicom_folder_without_dicom, ("manifest row 2", "series", "DICOM")),
     (rtstruct_without_the_roi, ("manifest row 2", "rtstruct.dcm", "PTV")),
-    (rtstruct_of_another_series, ("manifest row 2", "rtstruct.dcm", "another")),
-    (seg_of_another_image, ("manifest row 2", "seg.dcm", "another")),
+    (
+        rtstruct_of_another_series,
+        ("manifest row 2", "rtstruct.dcm", "another image series and another frame of reference"),
+    ),
+    (seg_of_another_image, ("manifest row 2", "seg.dcm", "another image series and another")),
     (dicom_mask_over_a_nifti_image, ("manifest row 2", "rtstruct.dcm", "DICOM series folder")),
     # configs
     (config_unknown_key, ("config.yaml", "shell_width")),

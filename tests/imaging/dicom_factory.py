@@ -210,6 +210,17 @@ def write_mr_series(
     return WrittenSeries(folder, files, grid, study_uid, series_uid, frame_uid, sops)
 
 
+def load_written_series(folder: Path, grid: Grid) -> WrittenSeries:
+    """A series written by `write_mr_series`, described again from its files (slice order)."""
+    files = sorted(folder.glob("IM*.dcm"), reverse=True)  # names run against the slice order
+    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    first = headers[0]
+    return WrittenSeries(
+        folder, files, grid, str(first.StudyInstanceUID), str(first.SeriesInstanceUID),
+        str(first.FrameOfReferenceUID), [str(h.SOPInstanceUID) for h in headers],
+    )  # fmt: skip
+
+
 def edit_dicom(path: Path, **attributes: object) -> None:
     """Change header attributes of one file in place (to make broken series)."""
     ds = pydicom.dcmread(path)
