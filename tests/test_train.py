@@ -295,3 +295,37 @@ def test_nothing_fitted_sees_its_outer_test_fold(table, monkeypatch):
     # 3 outer folds x (3 trials x 2 inner folds + 2 inner out-of-fold fits + 1 refit)
     assert len(seen) == 3 * (3 * 2 + 2 + 1)
     assert all(test and fitted and not test & fitted for test, fitted in seen)
+
+
+def test_technical_failures_are_left_out_and_counted(table, tmp_path):
+    """Rows that `extract --allow-failures` kept (NaN radiomics, listed in the sidecar) are
+    not trained on and appear in the flow; a sidecar naming a row with values is refused."""
+    frame = pd.read_csv(table)
+    signs = [c for c in frame if c.startswith("sign_")]
+    frame = frame.rename(columns={c: f"t1c__lesion__original_firstorder_{c}" for c in signs})
+    for position in (3, 7):
+        frame.loc[position, [c for c in frame if c.startswith("t1c__")]] = np.nan
+    path = tmp_path / "features.csv"
+    frame.to_csv(path, index=False)
+    failed = [
+        {"position": p, "manifest_row": p + 2, "reason": "pyradiomics skipped"} for p in (3, 7)
+    ]
+    sidecar = Path(f"{path}.json")
+    sidecar.write_text(json.dumps({"failed_rows": failed}))
+    data = read_feature_table(path)
+    assert data.technical_failures == 2
+    assert len(data.y) == len(frame) - 2
+    assert frame.loc[3, "lesion_id"] not in set(data.ids)
+    out = tmp_path / "experiment"
+    train_from_features(data, out, models=("elastic_net",), primary="elastic_net",
+                        budget=SMALL, track=False, synthetic=True)  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    flow = metrics["primary_evaluation"]["flow"]
+    assert flow["lesions"] == len(frame)
+    assert flow["technical_failures"] == 2
+    assert flow["scored"] == len(frame) - 2
+    assert "2 more lesion(s) left out as technical failures" in metrics["tripod"]["Sample size"]
+
+    sidecar.write_text(json.dumps({"failed_rows": [{"position": 4, "manifest_row": 6}]}))
+    with pytest.raises(InputError, match="row 6 is listed as a technical failure"):
+        read_feature_table(path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ from rnclassifier.stats.descriptive import table_one
 from rnclassifier.stats.discrimination import auc_interval
 from rnclassifier.stats.threshold import operating_point
 
+logger = logging.getLogger(__name__)
+
 __all__ = ["MODELS", "read_feature_table", "train_from_features"]
 
 PRIMARY_MODEL = "xgboost"
@@ -52,6 +55,9 @@ class FeatureData:
     perturbed: pd.DataFrame | None = None
     #: Each lesion's site (scanner / institution) when the table has one: never a predictor.
     sites: np.ndarray | None = None
+    #: Lesions the extraction kept as technical failures (`extract --allow-failures`): left
+    #: out of training, counted in the flow.
+    technical_failures: int = 0
 
     def side_tables(self, *, harmonise: bool) -> SideTables:
         """What the fold pipelines look up by lesion ID; sites only when harmonising."""
@@ -84,12 +90,22 @@ def read_feature_table(
     missing = [c for c in (id_column, group, label) if c not in table]
     if missing:
         raise InputError(f"{path}: missing column {c!r}" for c in missing)
+    from rnclassifier.features.extract import perturb_path, sidecar_path
+
+    provenance = None
+    if sidecar_path(path).is_file():
+        try:
+            provenance = json.loads(sidecar_path(path).read_text())
+        except ValueError:
+            raise InputError(f"{sidecar_path(path)}: not valid JSON") from None
+    failed = _technical_failures(path, table, provenance)
+    table = table.drop(index=failed)  # the index keeps the file's row positions for messages
     labels = table[label].astype(str).str.strip().str.lower()
     y = labels.map({POSITIVE_CLASS: 1, NEGATIVE_CLASS: 0, "1": 1, "0": 0, "1.0": 1, "0.0": 0})
     problems = [
         f"{path}: row {i + 2}, column {label}: {v!r} is not tumor / necrosis / 1 / 0"
-        for i, v in enumerate(table[label])
-        if pd.isna(y.iloc[i])
+        for i, v in table[label].items()
+        if pd.isna(y.loc[i])
     ]
     features = table.drop(columns=[id_column, group, label])
     sites = None
@@ -110,20 +126,12 @@ def read_feature_table(
         raise InputError(f"{path}: column {label} needs both tumour and necrosis lesions")
     if features.shape[1] == 0:
         raise InputError(f"{path}: no feature columns")
-    from rnclassifier.features.extract import perturb_path, sidecar_path
-
     perturbed = None
     if perturb_path(path).is_file():
         perturbed = pd.read_parquet(perturb_path(path))
         if id_column not in perturbed:
             raise InputError(f"{perturb_path(path)}: missing column {id_column!r}")
         perturbed[id_column] = perturbed[id_column].astype(str)
-    provenance = None
-    if sidecar_path(path).is_file():
-        try:
-            provenance = json.loads(sidecar_path(path).read_text())
-        except ValueError:
-            raise InputError(f"{sidecar_path(path)}: not valid JSON") from None
     ids = table[id_column].astype(str)
     duplicated = ids[ids.duplicated()]
     if len(duplicated):
@@ -141,7 +149,30 @@ def read_feature_table(
         provenance,
         perturbed,
         sites,
+        technical_failures=len(failed),
     )
+
+
+def _technical_failures(
+    path: Path, table: pd.DataFrame, provenance: dict[str, Any] | None
+) -> list[int]:
+    """Rows the sidecar lists as technical failures; each must hold no radiomics value, so
+    that a sidecar of another table cannot drop good lesions."""
+    failed = [int(f["position"]) for f in (provenance or {}).get("failed_rows", [])]
+    radiomics = [c for c in table.columns if parse_feature_column(c) is not None]
+    for position in failed:
+        if position >= len(table) or table.iloc[position][radiomics].notna().any():
+            raise InputError(
+                f"{path}: row {position + 2} is listed as a technical failure in the sidecar but "
+                "has radiomics values; the sidecar belongs to another table"
+            )
+    if failed:
+        logger.warning(
+            "%s: %d lesion(s) left out of training as technical failures of feature extraction",
+            path,
+            len(failed),
+        )
+    return [table.index[p] for p in failed]
 
 
 def train_from_features(
@@ -288,6 +319,10 @@ def train_from_features(
         is_probability=True,
     )
     evaluation = evaluate_predictions(evaluation_inputs, seed=budget.seed)
+    # Lesions whose extraction failed (`extract --allow-failures`) have no out-of-fold
+    # prediction: the STARD flow counts them, the figures are on the lesions that have one.
+    evaluation["flow"]["lesions"] += data.technical_failures
+    evaluation["flow"]["technical_failures"] += data.technical_failures
     metrics = {
         "primary": {"model": primary, "feature_set": primary_set, "key": primary_key},
         "feature_sets": {name: available[name] for name in sets},
@@ -334,6 +369,7 @@ def train_from_features(
     missing = data.X[available[primary_set]].isna()
     tripod = tripod_items(
         metrics,
+        technical_failures=data.technical_failures,
         n_lesions=len(y),
         n_patients=len(np.unique(data.groups)),
         n_tumour=int(y.sum()),

@@ -69,6 +69,7 @@ def tripod_items(
     missing: dict[str, Any],
     sample_size: dict[str, Any] | None,
     synthetic: bool,
+    technical_failures: int = 0,
 ) -> list[tuple[str, str]]:
     """The checklist items a reader of a radiomics paper looks for, as (item, text)."""
     budget = metrics["budget"]
@@ -90,7 +91,13 @@ def tripod_items(
         (
             "Sample size",
             f"{n_lesions} lesions of {n_patients} patients; {n_tumour} tumour, "
-            f"{n_necrosis} necrosis",
+            f"{n_necrosis} necrosis"
+            + (
+                f"; {technical_failures} more lesion(s) left out as technical failures of "
+                "feature extraction (features missing)"
+                if technical_failures
+                else ""
+            ),
         ),
         (
             "Events per candidate feature",
