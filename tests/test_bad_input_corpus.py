@@ -511,7 +511,7 @@ def score_prevalence_out_of_range(s: Study) -> Call:
 
 def score_mask_of_another_lesion_grid(s: Study) -> Call:
     mask = sitk.ReadImage(s.score_case[s.score_case.index("--mask") + 1])
-    mask.SetOrigin(tuple(o - 3.0 for o in mask.GetOrigin()))
+    mask.SetOrigin(tuple(o - 3.4 for o in mask.GetOrigin()))  # off the image's voxel lattice
     sitk.WriteImage(mask, str(s.tmp / "mask.nii.gz"))
     return s.score(case=_replace(s.score_case, "--mask", str(s.tmp / "mask.nii.gz")))
 

@@ -150,6 +150,7 @@ def test_bad_input_gives_one_clear_line_and_exit_2(trained, tmp_path, capsys, pr
     model = trained["bundle"]
     if problem == "off the image":
         mask = sitk.ReadImage(case.mask)
+        # 500 mm away on the image's own voxel lattice: pasted, and then beyond the image.
         mask.SetOrigin([v + 500.0 for v in mask.GetOrigin()])
         sitk.WriteImage(mask, str(tmp_path / "mask.nii.gz"))
         case.mask = str(tmp_path / "mask.nii.gz")
@@ -176,7 +177,7 @@ def test_bad_input_gives_one_clear_line_and_exit_2(trained, tmp_path, capsys, pr
     error = capsys.readouterr().err
     print(error)
     expected = {
-        "off the image": "mask is not on the image grid",
+        "off the image": "labelled voxel(s) outside the image",
         "empty": "empty",
         "bad value": "--clinical histology: unknown value 'glioma'",
         "changed bundle": "MODEL_CARD.md: changed",

@@ -114,3 +114,52 @@ def test_standardised_mean_difference_on_a_constructed_example():
     assert smd["a"] == pytest.approx(2.0)
     # b: two values, both 0 (SD 0) -> (0 - 0) / sqrt(1 / 2) = 0
     assert smd["b"] == pytest.approx(0.0)
+
+
+def test_a_lesion_without_its_features_is_an_error_or_a_counted_technical_failure(
+    trained, new_cohort, tmp_path, capsys
+):
+    """One lesion's mask shrunk to a voxel: pyradiomics skips it. Without --allow-failures
+    validate and score stop (exit 2, nothing written); with it the lesion has no probability,
+    no call, and the STARD flow counts it (never an imputed guess)."""
+    import SimpleITK as sitk
+
+    manifest = pd.read_csv(new_cohort / "first.csv", dtype=str)
+    mask = sitk.ReadImage(manifest.loc[4, "mask"]) * 0
+    mask[[v // 2 for v in mask.GetSize()]] = 1
+    sitk.WriteImage(mask, str(tmp_path / "dot.nii.gz"))
+    manifest.loc[4, "mask"] = str(tmp_path / "dot.nii.gz")
+    manifest.to_csv(tmp_path / "dot.csv", index=False)
+    base = ["--model", str(trained["bundle"]), "--cohort", str(tmp_path / "dot.csv")]
+    validate_argv = ["validate", *base, "--out", str(tmp_path / "out"), "--no-mlflow"]
+    score_argv = ["score", *base, "--out", str(tmp_path / "scores.csv")]
+    for argv in (validate_argv, score_argv):
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert "manifest row 6: pyradiomics skipped" in error
+        assert "--allow-failures" in error
+    assert not (tmp_path / "out" / "metrics.json").exists()
+    assert not (tmp_path / "scores.csv").exists()
+
+    assert main([*validate_argv, "--allow-failures"]) == 0
+    assert "1 technical failure(s) without a score" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())["cohorts"]["dot"]
+    assert metrics["flow"] == {
+        "lesions": 30,
+        "technical_failures": 1,
+        "scored": 29,
+        "read_by_radiologists": metrics["flow"]["read_by_radiologists"],
+    }
+    predictions = pd.read_csv(tmp_path / "out" / "dot" / "predictions.csv")
+    assert predictions["technical_failure"].tolist() == [i == 4 for i in range(30)]
+    assert np.isnan(predictions.loc[4, "probability"])
+    assert pd.isna(predictions.loc[4, "call"])
+    assert predictions.drop(index=4)["probability"].notna().all()
+
+    assert main([*score_argv, "--allow-failures"]) == 0
+    assert "1 technical failure(s) without a score" in capsys.readouterr().out
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert np.isnan(scores.loc[4, "probability"])
+    np.testing.assert_allclose(
+        scores.drop(index=4)["probability"], predictions.drop(index=4)["probability"]
+    )

@@ -565,6 +565,12 @@ def evaluate(
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--tracking-uri", help="MLflow tracking URI [default: sqlite:///./mlflow.db].")
 @click.option("--no-mlflow", is_flag=True, help="Do not log the validation to MLflow.")
+@click.option(
+    "--allow-failures",
+    is_flag=True,
+    help="Keep a lesion whose features did not all come back as a technical failure (no "
+    "probability; counted in the flow) instead of stopping with an error.",
+)
 def validate(
     model_dir: Path,
     cohorts: tuple[Path, ...],
@@ -576,6 +582,7 @@ def validate(
     seed: int,
     tracking_uri: str | None,
     no_mlflow: bool,
+    allow_failures: bool,
 ) -> None:
     """External validation of a frozen model on other institutions' cohorts."""
     from rnclassifier.validate import validate as run
@@ -589,6 +596,7 @@ def validate(
         cache_dir=cache_dir,
         jobs=jobs,
         seed=seed,
+        allow_failures=allow_failures,
         track=not no_mlflow,
         tracking_uri=tracking_uri,
     )
@@ -601,6 +609,11 @@ def validate(
             f"{metrics['shift']['n_beyond_distance_cutoff']} of {metrics['n_lesions']} lesions "
             f"beyond the feature-distance cut-off, {metrics['shift']['n_site_unseen']} from "
             "unseen sites"
+            + (
+                f"; {failures} technical failure(s) without a score"
+                if (failures := metrics["flow"]["technical_failures"])
+                else ""
+            )
         )
     if "mlflow" in document:
         linked = document["mlflow"]["registered_model_version"]
@@ -662,6 +675,12 @@ def _sequence_options(function: Any) -> Any:
     help="Fill covariates the model needs but were not given with the bundle's own imputer.",
 )
 @click.option("--cohort", type=existing_file, help="Score every lesion of a manifest instead.")
+@click.option(
+    "--allow-failures",
+    is_flag=True,
+    help="Keep a lesion whose features did not all come back as a technical failure (no "
+    "probability; counted in the flow) instead of stopping with an error (--cohort).",
+)
 @click.option("--cache-dir", type=output_path, help="Feature cache folder.")
 @click.option(
     "--out",
@@ -683,6 +702,7 @@ def score(
     prevalence: float | None,
     allow_imputation: bool,
     cohort: Path | None,
+    allow_failures: bool,
     cache_dir: Path | None,
     out: Path,
     report: Path | None,
@@ -711,9 +731,12 @@ def score(
             prevalence=prevalence,
             allow_imputation=allow_imputation,
             cache_dir=cache_dir,
+            allow_failures=allow_failures,
         )
         click.echo(summary)
         return
+    if allow_failures:
+        raise InputError("--allow-failures: only with --cohort (one case either scores or fails)")
     problems = [
         f"--{name}: required to score one lesion"
         for name, value in (("t1c", given.get("t1c")), ("mask", mask))

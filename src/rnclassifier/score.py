@@ -153,16 +153,25 @@ def _flag_problem(problem: str) -> str:
 
 
 def extract_for_bundle(
-    bundle: ModelBundle, cohort: Cohort, *, cache_dir: str | Path | None = None, jobs: int = 1
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The features the model uses (and nothing more), with each lesion's diagnostics."""
+    bundle: ModelBundle,
+    cohort: Cohort,
+    *,
+    cache_dir: str | Path | None = None,
+    jobs: int = 1,
+    allow_failures: bool = False,
+) -> tuple[pd.DataFrame, list[dict[str, Any]], list[int]]:
+    """The features the model uses (and nothing more), each lesion's diagnostics, and the
+    positions of lesions kept as technical failures (only with `allow_failures`)."""
     from rnclassifier.features.extract import extract_features
 
     if not bundle.meta.get("extraction"):
         raise InputError(f"{bundle.path}: the bundle records no extraction config")
     config = narrow(config_from_record(bundle.meta["extraction"]), bundle.used_features)
-    table = extract_features(cohort, config, jobs=jobs, cache_dir=cache_dir)
-    return table.table, table.sidecar["lesions"]
+    table = extract_features(
+        cohort, config, jobs=jobs, cache_dir=cache_dir, allow_failures=allow_failures
+    )
+    failed = [f["position"] for f in table.sidecar["failed_rows"]]
+    return table.table, table.sidecar["lesions"], failed
 
 
 def predict(
@@ -221,7 +230,7 @@ def score_case(
     imputed, extra = check_case(case, needs, allow_imputation=allow_imputation)
     cohort = case_cohort(case)
     try:
-        features, diagnostics = extract_for_bundle(bundle, cohort, cache_dir=cache_dir)
+        features, diagnostics, _ = extract_for_bundle(bundle, cohort, cache_dir=cache_dir)
     except InputError as error:  # one case: "manifest row 1" means nothing to the user
         raise InputError([p.replace("manifest row 1: ", "") for p in error.problems]) from None
     for covariate in imputed:  # the bundle's own imputer fills them (median of training)
@@ -432,11 +441,15 @@ def predict_cohort(
     allow_imputation: bool = False,
     cache_dir: str | Path | None = None,
     jobs: int = 1,
+    allow_failures: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Per-lesion results of a checked manifest (row order), the model's input features, and
-    the covariates imputed."""
+    the covariates imputed. With `allow_failures`, a lesion whose features did not all come
+    back gets no probability and no call (`technical_failure`), never an imputed guess."""
     absent = check_manifest(bundle, cohort, allow_imputation=allow_imputation)
-    features, diagnostics = extract_for_bundle(bundle, cohort, cache_dir=cache_dir, jobs=jobs)
+    features, diagnostics, failed = extract_for_bundle(
+        bundle, cohort, cache_dir=cache_dir, jobs=jobs, allow_failures=allow_failures
+    )
     absent_columns = [c for c in bundle.input_features if c not in features]
     # Absent covariates: the bundle's own imputer fills them.
     features = features.reindex(columns=[*features.columns, *absent_columns])
@@ -471,6 +484,16 @@ def predict_cohort(
     table["out_of_distribution"] = table["beyond_distance_cutoff"] | site_unseen
     table["features_outside_training_range"] = [";".join(x) for x in predicted["outside"]]
     table["lesion_volume_cc"] = [d.get("current", {}).get("lesion_volume_cc") for d in diagnostics]
+    if failed:
+        numbers = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])]
+        numbers.remove("threshold")
+        table.loc[failed, numbers] = np.nan
+        table["call"] = table["call"].astype(object)
+        table.loc[failed, "call"] = None
+        for column in ("beyond_distance_cutoff", "site_unseen", "out_of_distribution"):
+            table.loc[failed, column] = False
+        table.loc[failed, "features_outside_training_range"] = ""
+        table["technical_failure"] = np.isin(np.arange(len(table)), failed)
     return table, features, absent
 
 
@@ -483,6 +506,7 @@ def score_cohort(
     allow_imputation: bool = False,
     cache_dir: str | Path | None = None,
     jobs: int = 1,
+    allow_failures: bool = False,
 ) -> str:
     """Score every lesion of a manifest; write one CSV row per lesion (the manifest's own
     lesion IDs, which stay with the user) and return a one-line summary."""
@@ -497,6 +521,7 @@ def score_cohort(
         allow_imputation=allow_imputation,
         cache_dir=cache_dir,
         jobs=jobs,
+        allow_failures=allow_failures,
     )
     out = Path(out)
     with atomic_file(out) as tmp:
@@ -506,4 +531,9 @@ def score_cohort(
         f"{out}: {len(table)} lesions scored, {int((table['call'] == POSITIVE_CLASS).sum())} "
         f"called tumour at threshold {bundle.threshold:.2f}, {n_ood} out of distribution"
         + (f"; imputed covariates: {', '.join(absent)}" if absent and allow_imputation else "")
+        + (
+            f"; {int(table['technical_failure'].sum())} technical failure(s) without a score"
+            if "technical_failure" in table
+            else ""
+        )
     )

@@ -51,6 +51,8 @@ def standardised_mean_differences(
 
 
 def _subgroup(y: np.ndarray, p: np.ndarray, groups: np.ndarray, seed: int) -> dict[str, Any]:
+    scored = np.isfinite(p)  # technical failures have no probability
+    y, p, groups = y[scored], p[scored], groups[scored]
     n_t, n_n = int(y.sum()), int((1 - y).sum())
     entry: dict[str, Any] = {"n_tumour": n_t, "n_necrosis": n_n}
     if min(n_t, n_n) >= MIN_PER_CLASS:
@@ -83,11 +85,16 @@ def validate_cohort(
     cache_dir: str | Path | None = None,
     jobs: int = 1,
     seed: int = 0,
+    allow_failures: bool = False,
 ) -> tuple[dict[str, Any], EvaluationInputs, pd.DataFrame]:
     """The frozen model on one cohort: its metrics, the evaluation inputs (for the figures)
-    and the per-lesion results."""
+    and the per-lesion results. Technical failures (`allow_failures`) have no probability:
+    the STARD flow counts them, thresholds treat them as indeterminate, and the AUCs of
+    sensitivity analyses, subgroups and recalibration are on the lesions with a score."""
     cohort = load_cohort(manifest, require_pathology=True)
-    results, features, _ = predict_cohort(bundle, cohort, cache_dir=cache_dir, jobs=jobs)
+    results, features, _ = predict_cohort(
+        bundle, cohort, cache_dir=cache_dir, jobs=jobs, allow_failures=allow_failures
+    )
     lesions = cohort.lesions.reset_index(drop=True)
     y = (lesions["pathology"] == POSITIVE_CLASS).to_numpy(int)
     groups = lesions["patient_id"].astype(str).to_numpy()
@@ -166,6 +173,8 @@ def validate_cohort(
         "n_site_unseen": int(results["site_unseen"].sum()),
     }
     if recalibrate:
+        scored = np.isfinite(p)
+        y, p, groups = y[scored], p[scored], groups[scored]
         deployed, cross_validated = _recalibration(y, p, groups)
         recalibrated = deployed.transform(p)
         metrics["recalibrated"] = {
@@ -188,6 +197,7 @@ def validate(
     cache_dir: str | Path | None = None,
     jobs: int = 1,
     seed: int = 0,
+    allow_failures: bool = False,
     synthetic: bool | None = None,
     track: bool = True,
     tracking_uri: str | None = None,
@@ -227,7 +237,13 @@ def validate(
     }
     for name, manifest in zip(names, cohorts, strict=True):
         metrics, inputs, results = validate_cohort(
-            bundle, manifest, recalibrate=recalibrate, cache_dir=cache_dir, jobs=jobs, seed=seed
+            bundle,
+            manifest,
+            recalibrate=recalibrate,
+            cache_dir=cache_dir,
+            jobs=jobs,
+            seed=seed,
+            allow_failures=allow_failures,
         )
         document["cohorts"][name] = metrics
         sections[name] = (metrics, inputs)

@@ -594,3 +594,27 @@ def test_seg_not_a_seg(tmp_path: Path, written: WrittenSeries, series: DicomSeri
 def test_fake_name_is_in_the_headers(written: WrittenSeries):
     """The leak checks above are meaningful: the sentinel really is in every header."""
     assert str(pydicom.dcmread(written.files[0]).PatientName) == FAKE_PATIENT_NAME
+
+
+def test_overlapping_seg_segments_are_each_read_whole(
+    tmp_path: Path, written: WrittenSeries, series: DicomSeries
+):
+    lesion = sphere_mask(GRID, CENTRE, 9.0)
+    region = sphere_mask(GRID, CENTRE, 14.0)  # holds the lesion: the two overlap
+    path = write_seg(tmp_path / "seg.dcm", written, {"lesion": lesion, "region": region})
+    for name, expected in (("lesion", lesion), ("Region", region)):
+        assert np.array_equal(sitk.GetArrayFromImage(seg_mask(path, series, name)), expected)
+
+
+def test_rtstruct_contours_on_only_some_slices(
+    tmp_path: Path, written: WrittenSeries, series: DicomSeries
+):
+    """Slices without a contour are empty; no slice is filled in between."""
+    contours = [(k, circle_contour(GRID, k, GRID.to_physical(np.array([30.0, 28.0, k])), 6.0))
+                for k in (8, 10)]  # fmt: skip
+    path = write_rtstruct(tmp_path / "rs.dcm", written, {"GTV": contours})
+    array = sitk.GetArrayFromImage(rtstruct_mask(path, series, "GTV"))
+    filled = [k for k in range(array.shape[0]) if array[k].any()]
+    assert filled == [8, 10]
+    # A 6 mm disc on 0.8 x 0.9 mm pixels.
+    assert array[8].sum() * 0.8 * 0.9 == pytest.approx(np.pi * 36, rel=0.05)

@@ -431,10 +431,10 @@ def _series_in_folder(folder: Path) -> list[_FolderSeries]:
     if skipped:
         logger.info("%s: ignored %d DICOM files that are not image slices", folder, skipped)
 
-    def order(series: _FolderSeries) -> tuple[int, str]:
-        return (int(series.number) if series.number.lstrip("-").isdigit() else 10**9, "")
+    def number(series: _FolderSeries) -> int:  # unnumbered series last; stable otherwise
+        return int(series.number) if series.number.lstrip("-").isdigit() else 10**9
 
-    return sorted(groups.values(), key=order)
+    return sorted(groups.values(), key=number)
 
 
 def _select_series(
