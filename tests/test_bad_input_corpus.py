@@ -382,6 +382,18 @@ def rtstruct_contour_outside_the_volume(s: Study) -> Call:
     return s.extract(manifest, s.plain_params())
 
 
+def rtstruct_contour_between_slices(s: Study) -> Call:
+    from dicom_factory import circle_contour, load_written_series, write_rtstruct
+
+    path = write_rtstruct(
+        s.tmp / "rtstruct.dcm",
+        load_written_series(s.dicom / "t1c_series", GRID),
+        {"GTV": [(-1, circle_contour(GRID, 7.5, CENTRE, 6.0))]},  # half a slice off
+    )
+    manifest = s.dicom_manifest(t1c="t1c_series", mask=str(path), roi_name="GTV")
+    return s.extract(manifest, s.plain_params())
+
+
 def dicom_folder_without_dicom(s: Study) -> Call:
     (s.tmp / "series").mkdir()
     (s.tmp / "series" / "readme.txt").write_text("exported the wrong folder")

@@ -228,3 +228,13 @@ def test_out_of_distribution_flag_follows_the_images(trained, tmp_path):
     )
     assert normal["out_of_distribution"].mean() <= 0.10
     assert strange["out_of_distribution"].mean() >= 0.90
+
+
+def test_series_flags_reach_the_manifest_columns():
+    """--t1c-series / --t1c-prior-series become the manifest's t1c_series / t1c_prior_series."""
+    from rnclassifier.score import CaseInputs, case_cohort
+
+    case = CaseInputs(images={"t1c": "."}, mask=".", series={"t1c": "AX T1 POST", "t1c_prior": "5"})
+    lesion = case_cohort(case).lesions.iloc[0]
+    assert lesion["t1c_series"] == "AX T1 POST"
+    assert lesion["t1c_prior_series"] == "5"

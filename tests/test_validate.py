@@ -124,7 +124,7 @@ def test_a_lesion_without_its_features_is_an_error_or_a_counted_technical_failur
     no call, and the STARD flow counts it (never an imputed guess)."""
     import SimpleITK as sitk
 
-    manifest = pd.read_csv(new_cohort / "first.csv", dtype=str)
+    manifest = pd.read_csv(new_cohort / "first.csv", dtype=str).iloc[:12]  # 12: quicker
     mask = sitk.ReadImage(manifest.loc[4, "mask"]) * 0
     mask[[v // 2 for v in mask.GetSize()]] = 1
     sitk.WriteImage(mask, str(tmp_path / "dot.nii.gz"))
@@ -151,7 +151,7 @@ def test_a_lesion_without_its_features_is_an_error_or_a_counted_technical_failur
         "read_by_radiologists": metrics["flow"]["read_by_radiologists"],
     }
     predictions = pd.read_csv(tmp_path / "out" / "dot" / "predictions.csv")
-    assert predictions["technical_failure"].tolist() == [i == 4 for i in range(30)]
+    assert predictions["technical_failure"].tolist() == [i == 4 for i in range(12)]
     assert np.isnan(predictions.loc[4, "probability"])
     assert pd.isna(predictions.loc[4, "call"])
     assert predictions.drop(index=4)["probability"].notna().all()

@@ -389,3 +389,33 @@ def test_full_default_profile_on_one_lesion(synthetic, tmp_path):
     assert "t1c__lesion__log-sigma-3-0-mm-3D_firstorder_Mean" in frame
     assert "bed_ab2_gy" in frame
     assert frame.iloc[0, 3:].notna().all()
+
+
+def test_missing_features_names_each_failed_lesion_and_its_reason():
+    """Expected are the columns any lesion returned; a skipped region, a skipped perturbation,
+    a missing column or no features at all each make a failure; a NaN value does not."""
+    full = {"a": 1.0, "b": math.nan}
+    outcomes = [
+        {"features": full, "diagnostics": {"current": {}}},
+        {"features": {"a": 2.0}, "diagnostics": {"current": {}}},
+        {"features": full, "diagnostics": {"current": {"skipped": ["t1c/shell: too small"]}}},
+        {"features": full, "diagnostics": {"current": {}, "prior": {"skipped": ["t1c/lesion: x"]}}},
+        {"features": full, "diagnostics": {"current": {},
+                                           "perturbations_skipped": ["perturbation 2 (erode): y"]}},
+        {"features": full, "diagnostics": {"current": {}},
+         "perturbed": [("erode", {"c": 1.0}), ("dilate", {"a": 1.0, "c": 2.0})]},
+    ]  # fmt: skip
+    failures = extract_module.missing_features(outcomes, [2, 3, 4, 5, 6, 7])
+    assert sorted(failures) == [1, 2, 3, 4, 5]
+    assert failures[1] == (3, "1 feature(s) missing, e.g. b")
+    assert failures[2] == (4, "pyradiomics skipped t1c/shell: too small")
+    assert failures[3] == (5, "pyradiomics skipped prior scan: t1c/lesion: x")
+    assert failures[4] == (6, "pyradiomics skipped perturbation 2 (erode): y")
+    assert failures[5] == (
+        7,
+        "pyradiomics skipped perturbation 0 (erode): 1 feature(s) missing, e.g. a",
+    )
+    only = [{"features": {}, "diagnostics": {"current": {}}}]
+    assert extract_module.missing_features(only, [2]) == {
+        0: (2, "no features came back (check the mask and the pyradiomics settings)")
+    }

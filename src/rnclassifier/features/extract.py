@@ -169,10 +169,11 @@ def missing_features(outcomes: list[dict[str, Any]], rows: list[int]) -> dict[in
     reason). Expected are the columns any lesion of the run returned; a region that pyradiomics
     skipped names pyradiomics' reason."""
     expected: set[str] = set()
+    perturbed: set[str] = set()  # the scored scan's features only: no delta columns
     for outcome in outcomes:
         expected.update(outcome["features"])
         for _, values in outcome.get("perturbed", []):
-            expected.update(values)
+            perturbed.update(values)
     failures = {}
     for i, outcome in enumerate(outcomes):
         skipped = [
@@ -182,6 +183,11 @@ def missing_features(outcomes: list[dict[str, Any]], rows: list[int]) -> dict[in
         ]
         skipped += outcome["diagnostics"].get("perturbations_skipped", [])
         absent = sorted(expected - set(outcome["features"]))
+        for j, (kind, values) in enumerate(outcome.get("perturbed", [])):
+            if lost := sorted(perturbed - set(values)):
+                skipped.append(
+                    f"perturbation {j} ({kind}): {len(lost)} feature(s) missing, e.g. {lost[0]}"
+                )
         if skipped:
             reason = "pyradiomics skipped " + "; ".join(skipped)
         elif absent:
