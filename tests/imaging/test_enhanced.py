@@ -40,7 +40,6 @@ from pydicom.uid import (
 from rnclassifier.errors import InputError
 from rnclassifier.imaging.dicom import DicomSeries, load_series
 from rnclassifier.imaging.enhanced import (
-    LEGACY_CONVERTED_ENHANCED_MR_IMAGE_STORAGE,
     load_enhanced,
 )
 
@@ -146,7 +145,7 @@ def test_enhanced_object_reads_as_its_single_frame_series(
     enhanced: Path, reference: DicomSeries, volume: np.ndarray
 ):
     header = pydicom.dcmread(enhanced, stop_before_pixels=True)
-    assert header.SOPClassUID == LEGACY_CONVERTED_ENHANCED_MR_IMAGE_STORAGE
+    assert header.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4.4"  # Legacy Converted Enhanced MR
     assert int(header.NumberOfFrames) == GRID.size[2]
 
     series = load_enhanced(enhanced)
@@ -261,7 +260,7 @@ def test_frames_with_different_orientations_are_refused(
 def test_a_single_frame_file_is_refused(written: WrittenSeries):
     path = written.files[0]
     with pytest.raises(
-        InputError, match=r"not an enhanced \(multi-frame\) MR image: it is an MR image"
+        InputError, match=r"not a DICOM enhanced MR image: it is an MR image"
     ) as excinfo:
         load_enhanced(path)
     check_refusal(excinfo, path, written)

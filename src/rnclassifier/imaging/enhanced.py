@@ -24,26 +24,21 @@ from pathlib import Path
 
 import highdicom as hd
 import numpy as np
-import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from rnclassifier.errors import InputError
 from rnclassifier.imaging.dicom import (
-    _KNOWN_MODALITIES,
+    ENHANCED_MR_STORAGE,
     SLICE_TOLERANCE_FRACTION,
     SLICE_TOLERANCE_MM,
     DicomSeries,
     _check_stack,
     _nearest_rotation,
     _quiet_dicom_libraries,
-    is_dicom_file,
+    _read_object,
 )
-
-ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
-LEGACY_CONVERTED_ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.4"
-ENHANCED_MR_SOP_CLASSES = {ENHANCED_MR_IMAGE_STORAGE, LEGACY_CONVERTED_ENHANCED_MR_IMAGE_STORAGE}
 
 
 def load_enhanced(path: Path) -> DicomSeries:
@@ -80,23 +75,7 @@ def load_enhanced(path: Path) -> DicomSeries:
 
 def _read(path: Path) -> hd.Image:
     """The object, with frames left in the file until they are decoded (large objects)."""
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected an enhanced (multi-frame) DICOM MR file")
-    if not is_dicom_file(path):
-        raise InputError(f"{path}: not a DICOM file (expected an enhanced MR image)")
-    try:
-        with _quiet_dicom_libraries():
-            header = pydicom.dcmread(
-                path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"]
-            )
-    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-        raise InputError(f"{path}: DICOM file cannot be read") from exc
-    if str(header.get("SOPClassUID", "")) not in ENHANCED_MR_SOP_CLASSES:
-        modality = str(header.get("Modality", "")).strip().upper()
-        what = _KNOWN_MODALITIES.get(modality, "another kind of DICOM object")
-        raise InputError(f"{path}: not an enhanced (multi-frame) MR image: it is {what}")
+    _read_object(path, "enhanced MR image", ENHANCED_MR_STORAGE, stop_before_pixels=True)
     try:
         with _quiet_dicom_libraries():
             return hd.imread(path, lazy_frame_retrieval=True)
