@@ -163,3 +163,20 @@ def test_a_lesion_without_its_features_is_an_error_or_a_counted_technical_failur
     np.testing.assert_allclose(
         scores.drop(index=4)["probability"], predictions.drop(index=4)["probability"]
     )
+
+
+def test_recalibration_folds_are_stratified_and_a_one_class_fold_is_counted():
+    from rnclassifier.validate import _recalibration
+
+    rng = np.random.default_rng(3)
+    y = np.r_[np.ones(20), np.zeros(20)].astype(int)
+    p = np.clip(0.5 + 0.3 * (y - 0.5) + rng.normal(0, 0.15, 40), 0.01, 0.99)
+    groups = np.array([f"P{i}" for i in range(40)])
+    _, cross_validated, frozen = _recalibration(y, p, groups)
+    assert frozen == 0
+    assert np.isfinite(cross_validated).all()
+    # One necrosis among ten: the fold that tests it trains on tumours only.
+    few = np.r_[np.ones(9), np.zeros(1)].astype(int)
+    _, out, frozen = _recalibration(few, p[:10], groups[:10])
+    assert frozen == 1
+    assert out[9] == p[9]  # that lesion keeps its frozen probability

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupKFold
+from sklearn.model_selection import StratifiedGroupKFold
 
 from rnclassifier import __version__
 from rnclassifier.bundle import ModelBundle, load_bundle
@@ -61,20 +61,25 @@ def _subgroup(y: np.ndarray, p: np.ndarray, groups: np.ndarray, seed: int) -> di
 
 
 def _recalibration(
-    y: np.ndarray, p: np.ndarray, groups: np.ndarray, *, folds: int = 5
-) -> tuple[Calibrator, np.ndarray]:
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray, *, folds: int = 5, seed: int = 0
+) -> tuple[Calibrator, np.ndarray, int]:
     """Logistic recalibration (Platt on logit p; slope never negative): the one fitted on the
     whole cohort (what a site would deploy; monotone, so the AUC is the frozen model's), and
-    patient-grouped cross-validated probabilities to judge its calibration honestly."""
+    patient-grouped, class-stratified cross-validated probabilities to judge its calibration
+    honestly. The third value counts folds whose training part held one class only: their
+    lesions keep the frozen probabilities (reported, never silent)."""
     deployed = Calibrator("platt").fit(p, y)
     out = np.full(len(y), np.nan)
     folds = max(2, min(folds, len(np.unique(groups))))
-    for train, test in GroupKFold(folds).split(p, y, groups):
+    splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+    frozen = 0
+    for train, test in splitter.split(p, y, groups):
         if len(np.unique(y[train])) < 2:
             out[test] = p[test]
+            frozen += 1
             continue
         out[test] = Calibrator("platt").fit(p[train], y[train]).transform(p[test])
-    return deployed, out
+    return deployed, out, frozen
 
 
 def validate_cohort(
@@ -175,14 +180,16 @@ def validate_cohort(
     if recalibrate:
         scored = np.isfinite(p)
         y, p, groups = y[scored], p[scored], groups[scored]
-        deployed, cross_validated = _recalibration(y, p, groups)
+        deployed, cross_validated, frozen_folds = _recalibration(y, p, groups, seed=seed)
         recalibrated = deployed.transform(p)
         metrics["recalibrated"] = {
             "method": "logistic recalibration (Platt on logit p, slope >= 0); calibration "
-            "judged by patient-grouped 5-fold cross-validation on this cohort",
+            "judged by patient-grouped, class-stratified 5-fold cross-validation on this cohort",
             "parameters": deployed.to_dict(),
             "auc": auc_interval(y, recalibrated, groups, seed=seed).as_dict(),
             "calibration": calibration_summary(y, cross_validated),
+            # Folds whose training part held one class: their lesions kept the frozen p.
+            "folds_left_frozen": frozen_folds,
         }
     return metrics, inputs, results
 

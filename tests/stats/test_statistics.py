@@ -117,7 +117,8 @@ def test_mcnemar_matches_hand_computation():
     a = np.r_[np.ones(794 + 150), np.zeros(86 + 570)].astype(bool)
     b = np.r_[np.ones(794), np.zeros(150), np.ones(86), np.zeros(570)].astype(bool)
     result = mcnemar_test(a, b)
-    assert result["statistic"] == pytest.approx((150 - 86) ** 2 / (150 + 86))
+    assert result["chi2"] == pytest.approx((150 - 86) ** 2 / (150 + 86))
+    assert not result["exact"]
     assert result["p_value"] == pytest.approx(3.1e-5, rel=0.05)
     assert (result["a_only"], result["b_only"]) == (150, 86)
 
@@ -127,6 +128,7 @@ def test_mcnemar_is_exact_for_few_discordant_pairs():
     b = np.array([1, 0, 0, 0, 0, 1], bool)
     result = mcnemar_test(a, b)
     assert result["exact"]
+    assert result["chi2"] is None  # statsmodels' exact `statistic` is min(b, c), not a chi2
     assert result["p_value"] == pytest.approx(0.25)  # 3 vs 0 discordant: 2 * 0.5**3
 
 

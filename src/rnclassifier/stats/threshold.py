@@ -103,15 +103,18 @@ def operating_point(
 
 def mcnemar_test(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
     """McNemar's test of two paired binary outcomes (lesion level; exact when discordant
-    pairs are few, < 25)."""
+    pairs are few, < 25). `chi2` is the chi-squared statistic of the asymptotic test, None for
+    the exact one (whose statsmodels `statistic` is min(b, c), not a chi-squared)."""
     a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
     table = np.array([[np.sum(a & b), np.sum(a & ~b)], [np.sum(~a & b), np.sum(~a & ~b)]])
     discordant = int(table[0, 1] + table[1, 0])
-    result = mcnemar(table, exact=discordant < 25, correction=False)
+    exact = discordant < 25
+    result = mcnemar(table, exact=exact, correction=False)
     return {
-        "statistic": float(result.statistic),
+        "test": "exact binomial" if exact else "chi-squared, no continuity correction",
+        "chi2": None if exact else float(result.statistic),
         "p_value": float(result.pvalue),
         "a_only": int(table[0, 1]),
         "b_only": int(table[1, 0]),
-        "exact": discordant < 25,
+        "exact": exact,
     }
