@@ -62,6 +62,10 @@ def test_prevalence_shift_is_bayes_rule_on_the_odds(trained):
     ratio = (q / (1 - q)) / (p / (1 - p))
     assert ratio == pytest.approx((0.3 / 0.7) / (prior / (1 - prior)), rel=1e-9)
     assert "intercept shifted" in result["probability_at_prevalence"]["flag"]
+    # The threshold moves with the odds, so the shifted probability never contradicts the call.
+    t, t_shifted = result["threshold"]["value"], result["probability_at_prevalence"]["threshold"]
+    assert (t_shifted / (1 - t_shifted)) / (t / (1 - t)) == pytest.approx(ratio, rel=1e-9)
+    assert (q >= t_shifted) == (result["call"] == "tumor") == (p >= t)
 
 
 def _grid(image: sitk.Image) -> Grid:

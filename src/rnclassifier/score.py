@@ -192,6 +192,9 @@ def predict(
         out["probability_at_prevalence"] = expit(
             logit(np.clip(probability, 1e-9, 1 - 1e-9)) + shift
         )
+        # The pre-specified threshold moved by the same shift: the shifted probability is read
+        # against it, so the call (made at the training prevalence) is the same on both scales.
+        out["threshold_at_prevalence"] = float(expit(logit(bundle.threshold) + shift))
     out["call"] = np.where(probability >= bundle.threshold, POSITIVE_CLASS, NEGATIVE_CLASS)
     if members is not None:
         out["ensemble"] = members
@@ -353,8 +356,11 @@ def score_case(
         result["probability_at_prevalence"] = {
             "prevalence": prevalence,
             "probability": float(predicted["probability_at_prevalence"][0]),
+            "threshold": predicted["threshold_at_prevalence"],
             "flag": "intercept shifted from the training prevalence by Bayes' rule on the odds; "
-            "assumes the model's likelihood ratios carry over to the new setting",
+            "assumes the model's likelihood ratios carry over to the new setting; the call is "
+            "the pre-specified one, and this probability is read against the threshold moved by "
+            "the same shift",
         }
     return result
 
@@ -465,6 +471,7 @@ def predict_cohort(
     )
     if prevalence is not None:
         table[f"probability_at_prevalence_{prevalence:g}"] = predicted["probability_at_prevalence"]
+        table[f"threshold_at_prevalence_{prevalence:g}"] = predicted["threshold_at_prevalence"]
     if "ensemble" in predicted:
         table["ensemble_min"] = predicted["ensemble"].min(axis=1)
         table["ensemble_max"] = predicted["ensemble"].max(axis=1)
