@@ -19,9 +19,18 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from rnclassifier.clinical import bed_fractionated
 from rnclassifier.errors import InputError
+from rnclassifier.modeling.feature_sets import FEATURE_SETS
 from rnclassifier.synthetic.presets import EXTERNAL, SEED
 from rnclassifier.synthetic.reader import operating_point
-from rnclassifier.synthetic.sampler import latent_column, sample_lesions
+from rnclassifier.synthetic.sampler import (
+    ORACLE_COLUMNS,
+    latent_column,
+    oracle_column,
+    oracle_log_likelihood_ratios,
+    oracle_posteriors,
+    population_ceilings,
+    sample_lesions,
+)
 
 
 @pytest.fixture(scope="module")
@@ -288,3 +297,109 @@ def test_site_is_independent_of_class(large):
 def test_bad_arguments(n, fraction):
     with pytest.raises(InputError):
         sample_lesions(SEED, n_lesions=n, rn_fraction=fraction)
+
+
+# --- matched ceilings: one oracle per feature set ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ceilings() -> dict[str, float]:
+    return population_ceilings(SEED, n_lesions=20_000, seed=31)
+
+
+def test_every_feature_set_has_its_own_oracle(large):
+    for feature_set in FEATURE_SETS:
+        assert oracle_column(feature_set) == f"oracle_p_tumor_{feature_set}"
+        assert large[oracle_column(feature_set)].between(0, 1).all()
+    assert oracle_column("all") == "oracle_p_tumor"
+
+
+def test_matched_ceilings_are_ordered_by_what_each_set_sees(ceilings):
+    c = {k.removeprefix("oracle_p_tumor").lstrip("_") or "full": v for k, v in ceilings.items()}
+    assert c["clinical"] < c["clinical+size"] < c["combined+delta"]
+    assert c["radiomics"] < c["combined"] < c["combined+delta"] < c["full"]
+    assert c["image"] < c["full"]
+    # The seed-like preset's difficulty: a full oracle near 0.90-0.95, clinical facts modest.
+    assert 0.90 <= c["full"] <= 0.95
+    assert 0.60 <= c["clinical"] <= 0.72
+
+
+def test_clinical_only_oracle_with_every_covariate_meets_the_presets_target():
+    """Immunotherapy and HER2 included (no feature set holds them): still 0.60-0.72."""
+    frame = sample_lesions(SEED, n_lesions=20_000, seed=32)
+    clinical, _ = oracle_log_likelihood_ratios(frame, SEED)
+    assert 0.60 <= roc_auc_score(outcome(frame), clinical) <= 0.72
+
+
+@pytest.mark.parametrize(
+    "column",
+    ["oracle_p_tumor_clinical", "oracle_p_tumor_clinical+size", "oracle_p_tumor_combined"],
+)
+def test_matched_oracles_are_calibrated(oracle_check, column):
+    """A posterior that marginalises what its set cannot see (immunotherapy, HER2, unseen signs
+    inside the mixed lesions' integral) is still a Bayes posterior: calibrated."""
+    bins = pd.qcut(oracle_check[column], 10, duplicates="drop")
+    table = pd.DataFrame({"p": oracle_check[column], "y": outcome(oracle_check)}).groupby(
+        bins, observed=True
+    )
+    gaps = (table["p"].mean() - table["y"].mean()).abs()
+    assert gaps.max() < 0.03, column
+
+
+def test_combined_oracle_ignores_growth_and_unheld_covariates(large):
+    """What `combined` cannot see (no prior scan; immunotherapy, HER2) cannot move its oracle."""
+    changed = large.copy()
+    changed["latent_growth_steadiness"] = -changed["latent_growth_steadiness"]
+    changed["immunotherapy"] = "dual"
+    changed["her2_tdm1"] = 1 - changed["her2_tdm1"].astype(int)
+    before = oracle_posteriors(large, SEED, SEED.rn_fraction)
+    after = oracle_posteriors(changed, SEED, SEED.rn_fraction)
+    for column in ("oracle_p_tumor_combined", "oracle_p_tumor_radiomics"):
+        np.testing.assert_array_equal(before[column], after[column])
+    assert not np.array_equal(before["oracle_p_tumor"], after["oracle_p_tumor"])
+
+
+def test_population_ceilings_are_quick():
+    import time
+
+    start = time.perf_counter()
+    values = population_ceilings(SEED, n_lesions=20_000, seed=33)
+    assert set(values) == set(ORACLE_COLUMNS)
+    assert time.perf_counter() - start < 20
+
+
+# --- the external preset's biology shift ------------------------------------------------------
+
+
+def test_external_shift_lowers_every_image_ceiling(ceilings):
+    shifted = population_ceilings(EXTERNAL, n_lesions=20_000, seed=34)
+    unshifted = population_ceilings(EXTERNAL.with_shift(0.0), n_lesions=20_000, seed=34)
+    assert EXTERNAL.shift == 1.0
+    for column in ("oracle_p_tumor_radiomics", "oracle_p_tumor_combined", "oracle_p_tumor"):
+        assert unshifted[column] == pytest.approx(ceilings[column], abs=0.015), column
+        assert 0.05 <= unshifted[column] - shifted[column] <= 0.15, column
+    # Clinical biology is not shifted.
+    assert shifted["oracle_p_tumor_clinical"] == pytest.approx(
+        unshifted["oracle_p_tumor_clinical"], abs=0.015
+    )
+
+
+def test_shift_scales_the_signs():
+    half = SEED.with_shift(0.5)
+    for base, sign in zip(SEED.signs, half.signs, strict=True):
+        assert sign.d == pytest.approx(base.d * (1 - 0.5 * base.shift_weakening))
+        assert sign.offset == pytest.approx(0.5 * base.shift_offset)
+        assert base.shift_reason
+    assert SEED.with_shift(0.0).signs == SEED.signs
+    with pytest.raises(ValueError, match="shift"):
+        SEED.with_shift(1.5)
+
+
+def test_shifted_latents_follow_the_shifted_signs():
+    frame = sample_lesions(EXTERNAL, n_lesions=20_000, seed=35, rn_fraction=0.5)
+    pure = frame[frame["pathology_detail"] != "mixed"]
+    tumour = outcome(pure)
+    for sign in EXTERNAL.signs:
+        z = pure[latent_column(sign.name)]
+        assert z[tumour].mean() - z[~tumour].mean() == pytest.approx(sign.d, abs=0.06)
+        assert (z[tumour].mean() + z[~tumour].mean()) / 2 == pytest.approx(sign.offset, abs=0.04)

@@ -16,6 +16,7 @@ from rnclassifier.cohort import load_cohort
 from rnclassifier.errors import InputError
 from rnclassifier.synthetic import write as write_module
 from rnclassifier.synthetic import write_synthetic_cohort
+from rnclassifier.synthetic.sampler import ORACLE_COLUMNS
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -68,6 +69,11 @@ def test_oracle_is_separate_and_complete(small):
     assert list(oracle["lesion_id"]) == list(manifest["lesion_id"])
     assert oracle["oracle_p_tumor"].between(0, 1).all()
     assert not any(c.startswith(("latent_", "oracle")) for c in manifest.columns)
+    # One matched ceiling per feature set beside the full and image-only oracles.
+    for column in ORACLE_COLUMNS:
+        assert oracle[column].between(0, 1).all(), column
+    assert {"oracle_p_tumor_combined", "oracle_p_tumor_clinical+size"} <= set(oracle.columns)
+    assert "what `combined` sees" in (small / "README.md").read_text()
 
 
 def test_masks_inside_brain_masks_on_their_grids(small):
@@ -124,6 +130,31 @@ def test_cli_synth_external_preset(tmp_path, capsys):
     assert "SYNTHETIC cohort written" in capsys.readouterr().out
     sites = set(pd.read_csv(out / "cohort.csv")["site"])
     assert sites <= {"ext-1", "ext-2"}
+
+
+def test_cli_synth_shift_is_recorded_and_changes_the_signs(tmp_path, capsys):
+    out = tmp_path / "shifted"
+    argv = ["synth", "--preset", "external", "--n", "3", "--jobs", "1", "--shift", "0"]
+    assert main([*argv, "--out", str(out)]) == 0
+    settings = json.loads((out / "synthesis.json").read_text())
+    assert (settings["preset"], settings["shift"]) == ("external", 0.0)
+    assert "biology shift 0 " in (out / "README.md").read_text()
+    default = tmp_path / "default"
+    assert main([*argv[:-2], "--out", str(default)]) == 0
+    assert json.loads((default / "synthesis.json").read_text())["shift"] is None
+    assert "biology shift 1 " in (default / "README.md").read_text()
+    assert "Shifted here" in (default / "README.md").read_text()
+    assert main(["synth", "--out", str(tmp_path / "bad"), "--shift", "1.5"]) == 2
+    assert "--shift" in capsys.readouterr().err
+    assert "--shift" in _help("synth")
+
+
+def _help(command: str) -> str:
+    from click.testing import CliRunner
+
+    from rnclassifier.cli import app
+
+    return CliRunner().invoke(app, [command, "--help"]).output
 
 
 def test_cli_synth_bad_arguments_exit_2(tmp_path, capsys):

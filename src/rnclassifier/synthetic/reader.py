@@ -39,8 +39,8 @@ class Reader:
     tumour_above: float
 
     def evidence(self, frame: pd.DataFrame, preset: Preset, rng: np.random.Generator) -> np.ndarray:
-        w = np.array([self.weights[s.name] for s in preset.image_signs])
-        z = np.column_stack([frame[f"latent_{s.name}"].to_numpy(float) for s in preset.image_signs])
+        w = np.array([self.weights[s.name] for s in preset.signs])
+        z = np.column_stack([frame[f"latent_{s.name}"].to_numpy(float) for s in preset.signs])
         return z @ (w / np.linalg.norm(w)) + self.noise_sd * rng.standard_normal(len(frame))
 
     def read(

@@ -6,13 +6,15 @@ turns each sampled lesion into MRI volumes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
 from rnclassifier.cohort import NEGATIVE_CLASS, POSITIVE_CLASS
 from rnclassifier.errors import InputError
-from rnclassifier.synthetic.presets import ClassCovariates, Preset
+from rnclassifier.synthetic.presets import ClassCovariates, ImageSign, Preset
 
 #: Gauss-Legendre nodes for the oracle's integral over a mixed lesion's tumour fraction.
 _MIXED_NODES = 48
@@ -71,8 +73,9 @@ def sample_lesions(
     Columns: `patient_id`, `lesion_id`, the clinical covariates of the manifest, `pathology`,
     `pathology_detail`, `reference_standard`, `days_scan_to_surgery`, `months_between_scans`,
     `site`, one `latent_<sign>` per image sign, `tumour_fraction` (1 tumour, 0 necrosis, t for
-    mixed), `radiologist_read`, `radiologist_score` and `oracle_p_tumor` (+ clinical-only and
-    image-only parts).
+    mixed), `radiologist_read`, `radiologist_score` and the oracles (`ORACLE_COLUMNS`):
+    `oracle_p_tumor` (everything), `oracle_p_tumor_image` (image signs only) and one
+    `oracle_p_tumor_<set>` per feature set, limited to what that set sees (`ORACLE_VIEWS`).
     """
     n_lesions = preset.n_lesions if n_lesions is None else n_lesions
     rn_fraction = preset.rn_fraction if rn_fraction is None else rn_fraction
@@ -104,8 +107,10 @@ def sample_lesions(
     fraction[mixed] = sign_rng.uniform(low, high, mixed.sum())
     frame["tumour_fraction"] = fraction
     position = 2 * fraction - 1  # +1 tumour, -1 necrosis, in between for mixed
-    for sign in preset.image_signs:
-        frame[latent_column(sign.name)] = position * sign.d / 2 + sign_rng.standard_normal(n)
+    for sign in preset.signs:
+        frame[latent_column(sign.name)] = (
+            sign.offset + position * sign.d / 2 + sign_rng.standard_normal(n)
+        )
 
     frame["pathology"] = np.where(tumour, POSITIVE_CLASS, NEGATIVE_CLASS)
     frame["pathology_detail"] = np.where(mixed, "mixed", frame["pathology"])
@@ -117,11 +122,8 @@ def sample_lesions(
     read, score = SEED_READER.read(frame, preset, reader_rng)
     frame["radiologist_read"], frame["radiologist_score"] = read, score
 
-    clinical, image = oracle_log_likelihood_ratios(frame, preset)
-    prior = np.log((1 - rn_fraction) / rn_fraction)
-    frame["oracle_p_tumor"] = _expit(prior + clinical + image)
-    frame["oracle_p_tumor_clinical"] = _expit(prior + clinical)
-    frame["oracle_p_tumor_image"] = _expit(prior + image)
+    for column, values in oracle_posteriors(frame, preset, rn_fraction).items():
+        frame[column] = values
 
     width = max(4, len(str(frame["patient"].max() + 1)))
     frame["patient_id"] = [f"SYN-P{p + 1:0{width}d}" for p in frame["patient"]]
@@ -188,10 +190,115 @@ def _choose_sites(preset: Preset, patient: np.ndarray, rng: np.random.Generator)
     return np.array([preset.sites[i].name for i in per_patient[patient]], dtype=object)
 
 
+#: The clinical terms of the generator's likelihood, and those a feature table's basic clinical
+#: columns hold (`modeling.feature_sets.BASIC_CLINICAL_PREFIXES`): `immunotherapy` and
+#: `her2_tdm1` are in the table but in no feature set.
+CLINICAL_TERMS = (
+    "sex",
+    "age",
+    "histology",
+    "her2_tdm1",
+    "location",
+    "prior_wbrt",
+    "regimen",
+    "ptv_cc",
+    "months_since_srs",
+    "steroids",
+    "immunotherapy",
+)
+BASIC_CLINICAL_TERMS = tuple(t for t in CLINICAL_TERMS if t not in ("her2_tdm1", "immunotherapy"))
+
+
+@dataclass(frozen=True)
+class OracleView:
+    """What a classifier's inputs can see of the generator: clinical terms and where image
+    signs must show (`ImageSign.seen_on`: `t1c`, `flair`, `prior`)."""
+
+    clinical: tuple[str, ...]
+    seen_on: tuple[str, ...]
+    meaning: str
+
+    def signs(self, preset: Preset) -> tuple[ImageSign, ...]:
+        return tuple(s for s in preset.signs if s.seen_on in self.seen_on)
+
+
+#: One oracle per feature set of `modeling.feature_sets.FEATURE_SETS` (extraction of T1c and
+#: FLAIR, as the default and light profiles do), plus the full and image-only ones.
+#: - `clinical`: the basic covariates. Immunotherapy and HER2/T-DM1 are in no feature set; each
+#:   is drawn independently of everything else given the class (HER2 given class and
+#:   histology), so marginalising it out of the naive-Bayes likelihood is exact: its term sums
+#:   to 1 over its values and drops.
+#: - `clinical+size`: adds the lesion's volume (drawn independently of the class: no term) and
+#:   its log-volume growth per month between the scans, which shows `growth_steadiness`.
+#: - `radiomics`: the scored scan's T1c and FLAIR signs (no prior scan, so no growth).
+#: - `combined`: both; `combined+delta`: every sign (delta features see growth).
+#: An image sign left out is marginalised by integrating its normal density (to 1) inside the
+#: mixed lesions' integral over the tumour fraction, so the mixture is recomputed over the signs
+#: seen, not read off the full one. Each oracle is an upper bound for its set: it sees the
+#: latents exactly (growth without the render's clipping of the rate at 0.03-0.45 per month and
+#: its 0.3 cm3 floor on the prior volume), where features measure them through images.
+ORACLE_VIEWS: dict[str, OracleView] = {
+    "oracle_p_tumor": OracleView(
+        CLINICAL_TERMS, ("t1c", "flair", "prior"), "every latent and covariate"
+    ),
+    "oracle_p_tumor_image": OracleView((), ("t1c", "flair", "prior"), "image latents only"),
+    "oracle_p_tumor_clinical": OracleView(BASIC_CLINICAL_TERMS, (), "what `clinical` sees"),
+    "oracle_p_tumor_clinical+size": OracleView(
+        BASIC_CLINICAL_TERMS, ("prior",), "what `clinical+size` sees (covariates, growth)"
+    ),
+    "oracle_p_tumor_radiomics": OracleView(
+        (), ("t1c", "flair"), "what `radiomics` sees (scored-scan signs)"
+    ),
+    "oracle_p_tumor_combined": OracleView(
+        BASIC_CLINICAL_TERMS, ("t1c", "flair"), "what `combined` sees (covariates, scored scan)"
+    ),
+    "oracle_p_tumor_combined+delta": OracleView(
+        BASIC_CLINICAL_TERMS, ("t1c", "flair", "prior"), "what `combined+delta` sees"
+    ),
+}
+ORACLE_COLUMNS = tuple(ORACLE_VIEWS)
+
+
+def oracle_column(feature_set: str) -> str:
+    """The oracle column matched to a feature set (the full oracle for a set without one)."""
+    column = f"oracle_p_tumor_{feature_set}"
+    return column if column in ORACLE_VIEWS else "oracle_p_tumor"
+
+
+def oracle_posteriors(
+    frame: pd.DataFrame, preset: Preset, rn_fraction: float
+) -> dict[str, np.ndarray]:
+    """P(tumour | what each view sees) for every `ORACLE_VIEWS` column, at prior `rn_fraction`."""
+    prior = np.log((1 - rn_fraction) / rn_fraction)
+    tumour_terms = _clinical_log_likelihood_terms(frame, preset.tumour)
+    necrosis_terms = _clinical_log_likelihood_terms(frame, preset.necrosis)
+    out = {}
+    for column, view in ORACLE_VIEWS.items():
+        clinical = sum(
+            (tumour_terms[t] - necrosis_terms[t] for t in view.clinical), np.zeros(len(frame))
+        )
+        image = image_log_likelihood_ratio(frame, preset, view.signs(preset))
+        out[column] = _expit(prior + clinical + image)
+    return out
+
+
+def population_ceilings(
+    preset: Preset, n_lesions: int = 20_000, seed: int = 0, rn_fraction: float | None = None
+) -> dict[str, float]:
+    """Each oracle's AUC in a large sample (latents only, no images: a second or two): the
+    population value of each ceiling, to quote beside a cohort's own draw of it."""
+    from sklearn.metrics import roc_auc_score
+
+    frame = sample_lesions(preset, n_lesions=n_lesions, seed=seed, rn_fraction=rn_fraction)
+    y = (frame["pathology"] == POSITIVE_CLASS).to_numpy()
+    return {column: float(roc_auc_score(y, frame[column])) for column in ORACLE_COLUMNS}
+
+
 def oracle_log_likelihood_ratios(
     frame: pd.DataFrame, preset: Preset
 ) -> tuple[np.ndarray, np.ndarray]:
-    """log p(x | tumour) - log p(x | necrosis) for the clinical covariates and the image signs.
+    """log p(x | tumour) - log p(x | necrosis) for all the clinical covariates and all the image
+    signs.
 
     Exact for the per-lesion model (a lesion's covariates and signs drawn from its class). Two
     things it leaves out: the shared covariates of a discordant patient (one lesion of each
@@ -201,8 +308,19 @@ def oracle_log_likelihood_ratios(
     clinical = _clinical_log_likelihood(frame, preset.tumour) - _clinical_log_likelihood(
         frame, preset.necrosis
     )
-    z = np.column_stack([frame[latent_column(s.name)].to_numpy(float) for s in preset.image_signs])
-    d = np.array([s.d for s in preset.image_signs])
+    return clinical, image_log_likelihood_ratio(frame, preset, preset.signs)
+
+
+def image_log_likelihood_ratio(
+    frame: pd.DataFrame, preset: Preset, signs: tuple[ImageSign, ...]
+) -> np.ndarray:
+    """log p(z_signs | tumour) - log p(z_signs | necrosis) over the given signs only (the
+    others marginalised), mixed lesions integrated over their tumour fraction."""
+    if not signs:
+        return np.zeros(len(frame))
+    z = np.column_stack([frame[latent_column(s.name)].to_numpy(float) for s in signs])
+    z = z - np.array([s.offset for s in signs])
+    d = np.array([s.d for s in signs])
     log_tumour_pure = _log_normal(z, +d / 2).sum(axis=1)
     log_necrosis = _log_normal(z, -d / 2).sum(axis=1)
     # Mixed: average over the tumour fraction t ~ U(low, high), signs centred at (2t - 1)·d/2.
@@ -218,7 +336,7 @@ def oracle_log_likelihood_ratios(
         if m > 0
         else log_tumour_pure
     )
-    return clinical, log_tumour - log_necrosis
+    return log_tumour - log_necrosis
 
 
 def _log_normal(z: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -226,6 +344,13 @@ def _log_normal(z: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 def _clinical_log_likelihood(frame: pd.DataFrame, model: ClassCovariates) -> np.ndarray:
+    return np.sum(list(_clinical_log_likelihood_terms(frame, model).values()), axis=0)
+
+
+def _clinical_log_likelihood_terms(
+    frame: pd.DataFrame, model: ClassCovariates
+) -> dict[str, np.ndarray]:
+    """log p(covariate | class) per `CLINICAL_TERMS` entry (naive Bayes: they add up)."""
     male = frame["sex"].to_numpy() == "M"
     breast = frame["histology"].to_numpy() == "breast"
     her2 = frame["her2_tdm1"].to_numpy().astype(int) == 1
@@ -235,24 +360,26 @@ def _clinical_log_likelihood(frame: pd.DataFrame, model: ClassCovariates) -> np.
         zip(frame["srs_dose_gy"].astype(float), frame["srs_fractions"].astype(int), strict=True)
     )
     with np.errstate(divide="ignore"):
-        terms = [
-            np.log(np.where(male, model.male, 1 - model.male)),
-            model.age_at_first_srs.log_density(frame["age_years"].to_numpy(float)),
-            model.histology.log_prob(frame["histology"].to_numpy()),
-            np.where(
+        terms = {
+            "sex": np.log(np.where(male, model.male, 1 - model.male)),
+            "age": model.age_at_first_srs.log_density(frame["age_years"].to_numpy(float)),
+            "histology": model.histology.log_prob(frame["histology"].to_numpy()),
+            "her2_tdm1": np.where(
                 breast,
                 np.log(np.where(her2, model.her2_tdm1_if_breast, 1 - model.her2_tdm1_if_breast)),
                 0.0,
             ),
-            model.location.log_prob(frame["location"].to_numpy()),
-            np.log(np.where(wbrt, model.prior_wbrt, 1 - model.prior_wbrt)),
-            model.regimen.log_prob(regimens),
-            model.ptv_cc.log_density(frame["ptv_cc"].to_numpy(float)),
-            model.months_since_srs.log_density(frame["months_since_srs"].to_numpy(float)),
-            np.log(np.where(steroids, model.steroids, 1 - model.steroids)),
-            model.immunotherapy.log_prob(frame["immunotherapy"].to_numpy()),
-        ]
-    return np.sum(terms, axis=0)
+            "location": model.location.log_prob(frame["location"].to_numpy()),
+            "prior_wbrt": np.log(np.where(wbrt, model.prior_wbrt, 1 - model.prior_wbrt)),
+            "regimen": model.regimen.log_prob(regimens),
+            "ptv_cc": model.ptv_cc.log_density(frame["ptv_cc"].to_numpy(float)),
+            "months_since_srs": model.months_since_srs.log_density(
+                frame["months_since_srs"].to_numpy(float)
+            ),
+            "steroids": np.log(np.where(steroids, model.steroids, 1 - model.steroids)),
+            "immunotherapy": model.immunotherapy.log_prob(frame["immunotherapy"].to_numpy()),
+        }
+    return terms
 
 
 def _expit(x: np.ndarray) -> np.ndarray:

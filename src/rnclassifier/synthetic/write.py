@@ -30,7 +30,12 @@ from rnclassifier.synthetic.render import (
     growth_rate_per_month,
     render_lesion,
 )
-from rnclassifier.synthetic.sampler import latent_column, sample_lesions
+from rnclassifier.synthetic.sampler import (
+    ORACLE_COLUMNS,
+    ORACLE_VIEWS,
+    latent_column,
+    sample_lesions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +68,20 @@ def write_synthetic_cohort(
     null: bool = False,
     force: bool = False,
     jobs: int | None = None,
+    shift: float | None = None,
 ) -> SynthSummary:
-    """Sample, render and write a synthetic cohort into the folder `out`."""
+    """Sample, render and write a synthetic cohort into the folder `out`.
+
+    `shift` (0-1) replaces the preset's own biology shift (`Preset.shift`: 0 for `seed`, 1 for
+    `external`): how far the class-conditional image signs move from the seed's.
+    """
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     model = PRESETS[preset]
+    if shift is not None:
+        if not 0 <= shift <= 1:
+            raise InputError(f"--shift must be between 0 and 1, got {shift}")
+        model = model.with_shift(shift)
     frame = sample_lesions(
         model, n_lesions=n_lesions, rn_fraction=rn_fraction, seed=seed, null=null
     )
@@ -100,7 +114,7 @@ def write_synthetic_cohort(
         manifest = _manifest(frame)
         manifest.to_csv(folder / "cohort.csv", index=False)
         _oracle(frame, model).to_csv(folder / "oracle.csv", index=False)
-        settings = synthesis_settings(model.name, len(frame), seed, rn_fraction, null)
+        settings = synthesis_settings(model.name, len(frame), seed, rn_fraction, null, shift)
         (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
         (folder / "README.md").write_text(
             _readme(model, frame, seed=seed, null=null, rn_fraction=rn_fraction), encoding="utf-8"
@@ -116,13 +130,20 @@ def write_synthetic_cohort(
 #: Bumped whenever rendering or sampling changes the files for the same settings, so that a
 #: cohort written by an older generator is never taken for a current one (the demo reuses
 #: cohorts whose settings match).
-GENERATOR_REVISION = 2
+GENERATOR_REVISION = 3
 
 
 def synthesis_settings(
-    preset: str, n_lesions: int, seed: int, rn_fraction: float | None, null: bool
+    preset: str,
+    n_lesions: int,
+    seed: int,
+    rn_fraction: float | None,
+    null: bool,
+    shift: float | None = None,
 ) -> dict[str, object]:
-    """What `synthesis.json` records: equal settings and version give identical files."""
+    """What `synthesis.json` records: equal settings and version give identical files.
+
+    `shift` None is the preset's own biology shift (`PRESETS[preset].shift`)."""
     return {
         "synthetic": True,
         "generator": f"rnclassifier {__version__}, revision {GENERATOR_REVISION}",
@@ -131,6 +152,7 @@ def synthesis_settings(
         "seed": seed,
         "rn_fraction": rn_fraction,
         "null": null,
+        "shift": shift,
     }
 
 
@@ -201,12 +223,10 @@ def _oracle(frame: pd.DataFrame, model: Preset) -> pd.DataFrame:
         "pathology",
         "pathology_detail",
         "tumour_fraction",
-        *[latent_column(s.name) for s in model.image_signs],
+        *[latent_column(s.name) for s in model.signs],
         "lesion_volume_cc",
         "growth_rate_per_month",
-        "oracle_p_tumor",
-        "oracle_p_tumor_clinical",
-        "oracle_p_tumor_image",
+        *ORACLE_COLUMNS,
     ]
     return frame[columns].round(6)
 
@@ -217,9 +237,13 @@ def _readme(
     tumour = int((frame["pathology"] == "tumor").sum())
     mixed = int((frame["pathology_detail"] == "mixed").sum())
     signs = "\n".join(
-        f"- `{latent_column(s.name)}` (d = {s.d:g}): {s.meaning}. Source: {s.source}."
-        for s in model.image_signs
+        f"- `{latent_column(s.name)}` (d = {s.d:.3g}"
+        + (f", both classes moved by {s.offset:+.3g}" if s.offset else "")
+        + f"; on {s.seen_on}): {s.meaning}. Source: {s.source}."
+        + (f" Shifted here: {s.shift_reason}." if model.shift and s.shift_reason else "")
+        for s in model.signs
     )
+    oracles = "\n".join(f"  - `{c}`: {v.meaning}" for c, v in ORACLE_VIEWS.items())
     sites = "\n".join(
         f"- `{s.name}`: T1c {s.t1c_spacing_mm} mm, FLAIR {s.flair_spacing_mm} mm"
         f"{' on its own grid' if s.flair_own_grid else ''}, oblique {s.oblique_deg:g} deg, "
@@ -230,7 +254,8 @@ def _readme(
     return f"""# SYNTHETIC cohort — not patient data
 
 Made by `rnclassifier synth` (rnclassifier {__version__}) with preset `{model.name}`, seed {seed},
-{len(frame)} lesions, necrosis fraction {fraction:.3f}{", NULL signs (--null)" if null else ""}.
+{len(frame)} lesions, necrosis fraction {fraction:.3f}{", NULL signs (--null)" if null else ""},
+biology shift {model.shift:g} (0: the seed's class-conditional image signs).
 The same arguments give byte-identical files.
 
 These data imitate the make-up of the seed study (Bhatia et al., Neurosurgery Practice 2024):
@@ -247,6 +272,9 @@ carries the note "{SYNTHETIC_NOTE}" in its header.
   each lesion: the ceiling for any classifier that judges a lesion by its own images and
   covariates (the number of lesions a patient has also carries a little information: in the
   seed, lesions of two-lesion patients are tumour more often). **Never give it to training.**
+  One oracle per feature set, limited to what that set's inputs can see (covariates outside
+  every set, immunotherapy and HER2/T-DM1, marginalised out; growth only with a prior scan):
+{oracles}
 
 ## Class-specific image signs (z ~ N(+d/2, 1) tumour, N(-d/2, 1) necrosis)
 {signs}
