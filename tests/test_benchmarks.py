@@ -83,3 +83,41 @@ def test_quick_benchmark_writes_every_section(tmp_path: Path) -> None:
         assert heading in text
     # The committed results are never replaced by a quick run.
     assert committed.stat().st_mtime_ns == before
+
+
+@pytest.fixture
+def benchmarks_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+
+
+def test_each_feature_set_is_set_against_its_own_ceiling(benchmarks_importable) -> None:
+    """Issue #16: `clinical+size` holds growth, so its ceiling is not the clinical-only one."""
+    from benchmarks.sections import ORACLES, ceiling_of
+
+    from rnclassifier.modeling.feature_sets import FEATURE_SETS
+
+    for feature_set in FEATURE_SETS:
+        assert ceiling_of(feature_set) == f"oracle_p_tumor_{feature_set}"
+        assert ceiling_of(feature_set) in ORACLES
+    assert ceiling_of("clinical+size") != ceiling_of("clinical")
+
+
+def test_auc_drop_interval_bootstraps_both_cohorts(benchmarks_importable) -> None:
+    import numpy as np
+    from benchmarks.sections import auc_drop_interval
+
+    rng = np.random.default_rng(0)
+
+    def cohort(n: int, shift: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        y = rng.random(n) < 0.6
+        return y, y * shift + rng.standard_normal(n), np.arange(n) // 2
+
+    internal, external = cohort(400, 1.6), cohort(400, 1.0)
+    drop = auc_drop_interval(internal, external)
+    assert drop["low"] < drop["estimate"] < drop["high"]
+    assert 0.05 < drop["estimate"] < 0.2
+    # Independent cohorts: the percentile interval and the normal one agree closely.
+    assert abs(drop["low"] - drop["normal"]["low"]) < 0.02
+    assert abs(drop["high"] - drop["normal"]["high"]) < 0.02
+    # Wider than either cohort's own interval: both cohorts' sampling error is in it.
+    assert drop["high"] - drop["low"] > 0.1
