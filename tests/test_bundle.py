@@ -350,3 +350,15 @@ def test_combat_needs_sites(tmp_path):
             track=False,
             harmonise=True,
         )
+
+
+def test_calls_with_the_indeterminate_zone():
+    from rnclassifier.bundle import ModelBundle
+
+    meta = {"thresholds": {"rule": {"value": 0.3}, "indeterminate": {"low": 0.3, "high": 0.7}}}
+    bundle = ModelBundle(Path(), meta, pipeline=None, calibrator=None)
+    calls = bundle.calls(np.array([0.1, 0.3, 0.5, 0.7, 0.9, np.nan]))
+    assert calls.tolist() == ["necrosis", "indeterminate", "indeterminate", "tumor", "tumor", ""]
+    del meta["thresholds"]["indeterminate"]  # a bundle written before zones: one threshold
+    assert bundle.zone == (0.3, 0.3)
+    assert bundle.calls(np.array([0.29, 0.3])).tolist() == ["necrosis", "tumor"]

@@ -45,7 +45,14 @@ def test_a_training_lesion_scores_exactly_as_the_bundle_predicts_it(trained, tmp
     for i in (0, 7):
         result = score_case(trained["bundle"], case_from_row(trained, i), cache_dir=tmp_path)
         assert result["probability"] == bundle.probability(table.iloc[[i]])[0]
-        assert result["call"] in ("tumor", "necrosis")
+        low, high = bundle.zone
+        assert low == bundle.threshold
+        assert low <= high
+        zone = result["indeterminate_zone"]
+        assert (zone["low"], zone["high"]) == (low, high)
+        p = result["probability"]
+        expected = "tumor" if p >= high else "necrosis" if p < low else "indeterminate"
+        assert result["call"] == expected
         spread = result["model_variability"]
         assert spread["n_models"] == 5
         assert spread["min"] <= spread["median"] <= spread["max"]
@@ -65,7 +72,10 @@ def test_prevalence_shift_is_bayes_rule_on_the_odds(trained):
     # The threshold moves with the odds, so the shifted probability never contradicts the call.
     t, t_shifted = result["threshold"]["value"], result["probability_at_prevalence"]["threshold"]
     assert (t_shifted / (1 - t_shifted)) / (t / (1 - t)) == pytest.approx(ratio, rel=1e-9)
-    assert (q >= t_shifted) == (result["call"] == "tumor") == (p >= t)
+    assert (q >= t_shifted) == (result["call"] != "necrosis") == (p >= t)
+    low, high = result["probability_at_prevalence"]["indeterminate_zone"]
+    assert low == pytest.approx(t_shifted, rel=1e-12)
+    assert (q >= high) == (result["call"] == "tumor")
 
 
 def _grid(image: sitk.Image) -> Grid:

@@ -189,6 +189,8 @@ def test_unknown_feature_set_is_refused(table, tmp_path):
 
 
 def test_experiment_is_tracked_in_mlflow_without_identifiers(table, tmp_path, monkeypatch):
+    import hashlib
+
     from mlflow.tracking import MlflowClient
 
     monkeypatch.setenv("RNCLASSIFIER_SALT_FILE", str(tmp_path / "salt"))
@@ -202,6 +204,7 @@ def test_experiment_is_tracked_in_mlflow_without_identifiers(table, tmp_path, mo
         experiment="test",
         artifact_location=(tmp_path / "artifacts").as_uri(),
         synthetic=True,
+        bundle=tmp_path / "bundle",
     )
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("test")
@@ -220,10 +223,14 @@ def test_experiment_is_tracked_in_mlflow_without_identifiers(table, tmp_path, mo
     assert not logged["patient_id"].str.startswith("SYN-").any()
     assert logged["patient_id"].str.len().eq(16).all()
     assert (artifacts / "report.html").exists()
-    # The declared primary's final model is registered under the experiment's name.
+    # The declared primary's bundle is registered under the experiment's name, as the pyfunc
+    # over the bundle (tests/test_registry.py), not as the bare pipeline.
     versions = client.search_model_versions("name='test'")
     assert len(versions) == 1
     assert versions[0].tags["role"] == "primary"
+    assert versions[0].tags["bundle_manifest_sha256"] == hashlib.sha256(
+        (tmp_path / "bundle" / "MANIFEST.sha256").read_bytes()
+    ).hexdigest()
     # A later validation of this model is linked to that registered version.
     from rnclassifier.tracking import log_validation
 
@@ -245,7 +252,8 @@ def test_experiment_is_tracked_in_mlflow_without_identifiers(table, tmp_path, mo
 
 
 def test_optuna_storage_resumes_per_outer_fold(table, tmp_path):
-    """With a storage URL each outer fold keeps its study: a rerun adds only missing trials."""
+    """With a storage URL each outer fold keeps its study: a rerun of the same settings
+    re-runs nothing."""
     import optuna
 
     data = read_feature_table(table)
@@ -253,13 +261,57 @@ def test_optuna_storage_resumes_per_outer_fold(table, tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     first = nested_cv(X, data.y, data.groups, "xgboost", SMALL, storage=url, study_prefix="t")
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(url))
-    assert names == ["t/repeat-0/fold-0", "t/repeat-0/fold-1", "t/repeat-0/fold-2"]
+    assert len(names) == 3
+    assert [n.split("/")[0] for n in names] == ["t"] * 3  # the experiment name first
+    assert [n.split("/", 2)[2] for n in names] == [f"repeat-0/fold-{f}" for f in range(3)]
     again = nested_cv(X, data.y, data.groups, "xgboost", SMALL, storage=url, study_prefix="t")
     pd.testing.assert_frame_equal(first.predictions, again.predictions)  # nothing re-run
-    longer = Budget(**{**SMALL.__dict__, "trials": 5})
-    nested_cv(X, data.y, data.groups, "xgboost", longer, storage=url, study_prefix="t")
-    counts = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(url)}
-    assert set(counts.values()) == {5}  # 3 kept + 2 added per fold
+
+
+def test_another_cv_scheme_or_grouping_never_reads_a_stored_study(table, tmp_path, monkeypatch):
+    """The issue's trap: a 3-fold run, then a 4-fold run (or a corrected patient_id) on the same
+    storage. Each makes its own studies and runs all its trials; none of the first run's
+    trials is read. A study of the same name holding other settings is refused."""
+    import optuna
+
+    import rnclassifier.modeling.nested as nested
+
+    data = read_feature_table(table)
+    X = data.X.iloc[:, :6]
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    fits = []
+    make_pipeline = nested.make_pipeline
+
+    def counting(*args, **kwargs):
+        fits.append(1)
+        return make_pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(nested, "make_pipeline", counting)
+    nested_cv(X, data.y, data.groups, "xgboost", SMALL, storage=url, study_prefix="t")
+    first = {s.study_name for s in optuna.get_all_study_summaries(url)}
+    fits.clear()
+    four = Budget(**{**SMALL.__dict__, "outer_folds": 4})
+    nested_cv(X, data.y, data.groups, "xgboost", four, storage=url, study_prefix="t")
+    # 4 folds x (3 trials x 2 inner folds + 2 inner out-of-fold fits + 1 refit): all run.
+    assert len(fits) == 4 * (3 * 2 + 2 + 1)
+    summaries = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(url)}
+    assert len(summaries) == 3 + 4
+    assert all(summaries[name] == 3 for name in first)  # the first run's studies untouched
+    regrouped = data.groups.copy()
+    regrouped[0] = regrouped[1]  # a corrected patient_id
+    fits.clear()
+    nested_cv(X, data.y, regrouped, "xgboost", SMALL, storage=url, study_prefix="t")
+    assert len(fits) == 3 * (3 * 2 + 2 + 1)
+    assert len(optuna.get_all_study_summaries(url)) == 3 + 4 + 3
+
+    # A study of the expected name made with other settings (or none) is refused, by name.
+    name = sorted(first)[0]
+    optuna.delete_study(study_name=name, storage=url)
+    optuna.create_study(study_name=name, storage=url).set_user_attr(
+        nested.SETTINGS_ATTRIBUTE, {"budget": "another"}
+    )
+    with pytest.raises(InputError, match=r"studies.db: optuna study 't/.*fold-0' exists with"):
+        nested_cv(X, data.y, data.groups, "xgboost", SMALL, storage=url, study_prefix="t")
 
 
 def test_nothing_fitted_sees_its_outer_test_fold(table, monkeypatch):
@@ -329,3 +381,136 @@ def test_technical_failures_are_left_out_and_counted(table, tmp_path):
     sidecar.write_text(json.dumps({"failed_rows": [{"position": 4, "manifest_row": 6}]}))
     with pytest.raises(InputError, match="row 6 is listed as a technical failure"):
         read_feature_table(path)
+
+
+@pytest.fixture(scope="module")
+def read_table(tmp_path_factory) -> Path:
+    """The table with the simulated radiologists' reads and scores and the other reserved
+    columns a tool may write beside its features."""
+    frame = sample_lesions(SEED, n_lesions=240, seed=4)
+    rng = np.random.default_rng(0)
+    features = pd.DataFrame({c: frame[c] for c in ("lesion_id", "patient_id", "pathology")})
+    for column in [c for c in frame if c.startswith("latent_")]:
+        features[column.replace("latent_", "sign_")] = frame[column] + rng.normal(0, 0.5, 240)
+    for column in ("radiologist_read", "radiologist_score"):
+        features[column] = frame[column]
+    features["pathology_detail"] = "tumor"
+    features["days_scan_to_surgery"] = 12  # numeric: would pass as a feature if not reserved
+    path = tmp_path_factory.mktemp("reads") / "features.csv"
+    features.to_csv(path, index=False)
+    return path
+
+
+def test_reserved_columns_are_never_features(read_table):
+    data = read_feature_table(read_table)
+    for column in ("radiologist_read", "radiologist_score", "pathology_detail",
+                   "days_scan_to_surgery"):  # fmt: skip
+        assert column not in data.X
+    frame = pd.read_csv(read_table)
+    expected = frame["radiologist_read"].map({"tumor": 1.0, "necrosis": 0.0}).to_numpy()
+    np.testing.assert_array_equal(data.reads, expected)  # NaN where unread
+    assert np.isnan(data.reads).any()
+    assert np.isfinite(data.reads).any()
+    np.testing.assert_array_equal(data.radiologist_score, frame["radiologist_score"].to_numpy())
+    frame.loc[5, "radiologist_read"] = "probably tumour"
+    bad = read_table.parent / "bad.csv"
+    frame.to_csv(bad, index=False)
+    with pytest.raises(InputError, match="row 7, column radiologist_read: 'probably tumour'"):
+        read_feature_table(bad)
+
+
+def test_matched_thresholds_are_fixed_without_the_judged_lesions(read_table, monkeypatch):
+    """Spy: each outer fold's radiologist-matched thresholds come from its training part's
+    reads only, and do not move when the reads of its test lesions are changed."""
+    import rnclassifier.modeling.nested as nested
+
+    data = read_feature_table(read_table)
+    seen: list[int] = []
+    matched = nested.radiologist_matched
+
+    def spy(probability, y, reads):
+        seen.append(len(reads))
+        return matched(probability, y, reads)
+
+    monkeypatch.setattr(nested, "radiologist_matched", spy)
+    first = nested_cv(data.X, data.y, data.groups, "elastic_net", SMALL, reads=data.reads)
+    splits = outer_splits(data.y, data.groups, SMALL)
+    assert seen == [len(train) for _, _, train, _ in splits]  # training parts, never all
+    test0 = splits[0][3]
+    flipped = data.reads.copy()
+    flipped[test0] = np.where(np.isnan(flipped[test0]), 1.0, 1 - flipped[test0])
+    second = nested_cv(data.X, data.y, data.groups, "elastic_net", SMALL, reads=flipped)
+    assert first.folds[0]["radiologist_matched"] == second.folds[0]["radiologist_matched"]
+    assert first.folds[1]["radiologist_matched"] != second.folds[1]["radiologist_matched"]
+    frame = first.predictions
+    rows = frame["fold"] == 0
+    t = first.folds[0]["radiologist_matched"]["sensitivity"]["threshold"]
+    np.testing.assert_array_equal(
+        frame.loc[rows, "matched_sensitivity_call"], frame.loc[rows, "probability"] >= t
+    )
+
+
+def test_training_reports_matched_points_and_stores_them_in_the_bundle(read_table, tmp_path):
+    data = read_feature_table(read_table)
+    out, bundle = tmp_path / "experiment", tmp_path / "bundle"
+    metrics = train_from_features(
+        data, out, models=("elastic_net",), primary="elastic_net", budget=SMALL, track=False,
+        synthetic=True, bundle=bundle,
+    )  # fmt: skip
+    entry = metrics["models"]["elastic_net/all"]
+    sensitivity = entry["radiologist_matched"]["sensitivity"]
+    assert len(sensitivity["folds"]) == 3
+    readers = sensitivity["radiologists_on_read_lesions"]["sensitivity"]["estimate"]
+    reached = sensitivity["model_on_read_lesions"]["sensitivity"]
+    assert reached["ci"][0] <= reached["estimate"] <= reached["ci"][1]
+    assert abs(reached["estimate"] - readers) < 0.12  # fixed on training parts, reached on tests
+    assert "mcnemar_lesion_level" in sensitivity["within_necrosis"]
+    zone = entry["indeterminate_zone"]
+    assert 0 < zone["indeterminate_fraction"] < 1
+    assert all(low <= high for low, high in zone["fold_zones"])
+    evaluation = metrics["primary_evaluation"]["radiologists"]
+    assert evaluation["prespecified"]["sensitivity"] == sensitivity
+    assert "post hoc, optimistic" in evaluation["post_hoc_matched"]["label"]
+    stored = json.loads((bundle / "bundle.json").read_text())["thresholds"]
+    assert set(stored["radiologist_matched"]) == {"sensitivity", "specificity"}
+    assert stored["indeterminate"]["low"] == stored["rule"]["value"]
+    assert stored["indeterminate"]["high"] >= stored["indeterminate"]["low"]
+    html = (out / "report.html").read_text()
+    assert "Post hoc, optimistic" in html
+    assert "Threshold matched to the radiologists" in html
+
+
+def _latent_table(n: int, seed: int) -> pd.DataFrame:
+    """Noisy synthetic latents, as the module's table but from any generator seed."""
+    frame = sample_lesions(SEED, n_lesions=n, seed=seed)
+    rng = np.random.default_rng(seed)
+    out = pd.DataFrame({c: frame[c] for c in ("lesion_id", "patient_id", "pathology")})
+    for column in [c for c in frame if c.startswith("latent_")]:
+        out[column.replace("latent_", "sign_")] = frame[column] + rng.normal(0, 0.5, n)
+    return out
+
+
+def test_over_confidence_check_agrees_with_new_lesions(tmp_path):
+    """Platt fitted on inner out-of-fold models (which saw 2/3 of the lesions) is applied to
+    the final model refit on all of them. The training run's check (the outer folds' test
+    predictions, made by the same procedure) must tell what 4000 new lesions from the same
+    generator show about the final model: here an elastic net whose refit on more lesions is
+    over-confident (slope about 0.83)."""
+    from rnclassifier.stats.calibration import calibration_summary
+
+    train_path, new_path = tmp_path / "train.csv", tmp_path / "new.csv"
+    _latent_table(240, 4).to_csv(train_path, index=False)
+    _latent_table(4000, 5).to_csv(new_path, index=False)
+    data, new = read_feature_table(train_path), read_feature_table(new_path)
+    budget = Budget(outer_folds=3, repeats=1, inner_folds=3, trials=5, seed=0)
+    out, bundle = tmp_path / "experiment", tmp_path / "bundle"
+    metrics = train_from_features(data, out, models=("elastic_net",), primary="elastic_net",
+                                  budget=budget, track=False, bundle=bundle)  # fmt: skip
+    from rnclassifier.bundle import load_bundle
+
+    truth = calibration_summary(new.y, load_bundle(bundle).probability(new.X))
+    assert truth["slope_ci_wald_lesion_level"][1] < 1  # over-confident on new lesions
+    check = metrics["final_model"]["over_confidence_check"]
+    low, high = check["slope_ci_wald_lesion_level"]
+    assert low < truth["slope"] < high
+    assert check["slope"] == pytest.approx(truth["slope"], abs=0.1)

@@ -40,6 +40,8 @@ PIPELINE_FILE = "pipeline.skops"
 ENSEMBLE_DIR = "ensemble"
 CARD_FILE = "MODEL_CARD.md"
 MANIFEST_FILE = "MANIFEST.sha256"
+#: The call between the two thresholds of the indeterminate zone.
+INDETERMINATE = "indeterminate"
 
 #: Types a bundle's skops files may hold beyond skops' own default-trusted set (scikit-learn
 #: estimators, numpy and scipy containers). Anything else is refused before loading.
@@ -76,6 +78,27 @@ class ModelBundle:
     @property
     def threshold(self) -> float:
         return float(self.meta["thresholds"]["rule"]["value"])
+
+    @property
+    def zone(self) -> tuple[float, float]:
+        """(low, high) of the indeterminate zone fixed in training; a bundle written before
+        zones has none (low = high = the rule's threshold)."""
+        zone = self.meta["thresholds"].get("indeterminate")
+        if zone is None:
+            return self.threshold, self.threshold
+        return float(zone["low"]), float(zone["high"])
+
+    def calls(self, probability: np.ndarray) -> np.ndarray:
+        """'tumor' at or above the zone's high end, 'necrosis' below its low end (the rule's
+        threshold), 'indeterminate' between; '' where there is no probability."""
+        from rnclassifier.cohort import NEGATIVE_CLASS, POSITIVE_CLASS
+
+        p = np.asarray(probability, float)
+        low, high = self.zone
+        calls = np.where(
+            p >= high, POSITIVE_CLASS, np.where(p < low, NEGATIVE_CLASS, INDETERMINATE)
+        )
+        return np.where(np.isnan(p), "", calls).astype(object)
 
     def frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """The pipeline's input columns in training order; features the model does not use may

@@ -190,6 +190,20 @@ CLINICAL_COLUMNS: tuple[str, ...] = (
     "her2_tdm1",
 )
 
+#: Columns that describe the reference standard, the readers or the scanner: carried beside the
+#: features where they are needed (site, reads), never a predictor, also in a feature table
+#: written by another tool.
+NON_PREDICTOR_COLUMNS: tuple[str, ...] = (
+    "site",
+    "radiologist_read",
+    "radiologist_score",
+    "pathology_detail",
+    "reference_standard",
+    "days_scan_to_surgery",
+)
+#: The non-predictor columns extraction carries into the feature table.
+CARRIED_COLUMNS: tuple[str, ...] = ("site", "radiologist_read", "radiologist_score")
+
 
 def sequence_name_problem(name: str) -> str | None:
     """Why `name` cannot name an image sequence, or None when it can."""

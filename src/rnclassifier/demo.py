@@ -127,13 +127,17 @@ def run_demo(
         title="SYNTHETIC demo: the primary model's out-of-fold predictions vs the radiologists",
         synthetic=True,
     )
-    readers = evaluation["radiologists"]["model_specificity_at_radiologists_sensitivity"]
+    matched = metrics["models"][metrics["primary"]["key"]]["radiologist_matched"]["sensitivity"]
+    model, readers = matched["model_on_read_lesions"], matched["radiologists_on_read_lesions"]
+
+    def figure(entry: dict) -> str:
+        return f"{entry['estimate']:.2f} (95% CI {entry['ci'][0]:.2f}-{entry['ci'][1]:.2f})"
+
     yield (
-        f"evaluate: {report}; at the radiologists' sensitivity "
-        f"({readers['radiologists_sensitivity']:.2f}) the model's specificity is "
-        f"{readers['estimate']:.2f} (95% CI {readers['low']:.2f}-{readers['high']:.2f}), "
-        f"the radiologists' "
-        f"{evaluation['radiologists']['on_read_lesions']['specificity']['estimate']:.2f}"
+        f"evaluate: {report}; at thresholds fixed in each training fold to reach the "
+        f"radiologists' sensitivity, on the lesions they read, the model's specificity is "
+        f"{figure(model['specificity'])} with sensitivity {figure(model['sensitivity'])}; the "
+        f"radiologists' {figure(readers['specificity'])} and {figure(readers['sensitivity'])}"
     )
     yield (
         f"bundle: {metrics['bundle']} (the primary's final model, model card inside; "

@@ -30,6 +30,10 @@ from rnclassifier.stats.discrimination import (
 )
 from rnclassifier.stats.threshold import calls_at, mcnemar_test, operating_point
 
+POST_HOC_LABEL = (
+    "post hoc, optimistic: the threshold matching the radiologists is chosen on the evaluated "
+    "lesions; not the comparison with the radiologists"
+)
 DECISION_THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
 BOOTSTRAP_NOTE = (
     "Intervals resample patients (all lesions of a patient together). Resampling out-of-fold "
@@ -150,9 +154,14 @@ def evaluate_predictions(
     *,
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    calls: np.ndarray | None = None,
+    calls_from: str | None = None,
 ) -> dict[str, Any]:
     """All metrics of `metrics.json`. Lesions without a score are technical failures: counted,
-    and treated as indeterminate at thresholds; discrimination uses the lesions with a score."""
+    and treated as indeterminate at thresholds; discrimination uses the lesions with a score.
+    `calls` (1, 0, NaN per lesion) replaces the calls at `thresholds` when each lesion's call
+    was made at its own pre-specified threshold (training's outer folds), `calls_from` says how.
+    """
     if not 1 <= len(thresholds) <= 2:
         raise InputError("give one threshold, or two for an indeterminate zone")
     low, high = (thresholds[0], thresholds[-1])
@@ -194,8 +203,12 @@ def evaluate_predictions(
                 y[both], score[both], data.other_score[both]
             ).as_dict(),
         }
-    calls = calls_at(score, low, high)
-    metrics["thresholds"] = list(thresholds)
+    if calls is None:
+        calls = calls_at(score, low, high)
+        metrics["thresholds"] = list(thresholds)
+    else:
+        calls = np.where(scored, np.asarray(calls, float), np.nan)
+        metrics["thresholds"] = calls_from
     metrics["model_at_threshold"] = operating_point(y, calls, groups, **kw).as_dict()
     if data.is_probability:
         metrics["calibration"] = calibration_summary(ys, ss) | {"curve": calibration_curve(ys, ss)}
@@ -231,20 +244,10 @@ def _against_radiologists(
             y[read], calls[read], groups[read], **kw
         ).as_dict(),
     }
-    both = read & np.isfinite(calls)
-    for name, cls in (("within_tumour", 1), ("within_necrosis", 0)):
-        rows = both & (y == cls)
-        if rows.sum() == 0:
-            continue
-        model_correct = calls[rows] == cls
-        reader_correct = reads[rows] == cls
-        out[name] = {
-            "n": int(rows.sum()),
-            "model_correct": float(model_correct.mean()),
-            "radiologists_correct": float(reader_correct.mean()),
-            "mcnemar_lesion_level": mcnemar_test(model_correct, reader_correct),
-        }
-    # The model at the radiologists' operating point (on the lesions they read).
+    out |= _paired_within_class(y, calls, reads, read & np.isfinite(calls))
+    # Post hoc: the threshold matching the radiologists is chosen on these very lesions, so the
+    # figure flatters the model; a pre-specified comparison needs a threshold fixed before
+    # (training folds, or a frozen bundle's `radiologist_matched`: see `matched_comparison`).
     scored = read & np.isfinite(score)
     yr, sr, gr, rr = y[scored], score[scored], groups[scored], reads[scored]
     reader_sensitivity = float((rr[yr == 1] == 1).mean())
@@ -257,17 +260,22 @@ def _against_radiologists(
         return _at_matched(yr[rows], sr[rows], specificity=reader_specificity)
 
     full = np.arange(len(yr))
-    out["model_specificity_at_radiologists_sensitivity"] = {
-        "radiologists_sensitivity": reader_sensitivity,
-        **percentile_interval(
-            specificity_at_sensitivity(full), bootstrap_values(specificity_at_sensitivity, gr, **kw)
-        ).as_dict(),
-    }
-    out["model_sensitivity_at_radiologists_specificity"] = {
-        "radiologists_specificity": reader_specificity,
-        **percentile_interval(
-            sensitivity_at_specificity(full), bootstrap_values(sensitivity_at_specificity, gr, **kw)
-        ).as_dict(),
+    out["post_hoc_matched"] = {
+        "label": POST_HOC_LABEL,
+        "model_specificity_at_radiologists_sensitivity": {
+            "radiologists_sensitivity": reader_sensitivity,
+            **percentile_interval(
+                specificity_at_sensitivity(full),
+                bootstrap_values(specificity_at_sensitivity, gr, **kw),
+            ).as_dict(),
+        },
+        "model_sensitivity_at_radiologists_specificity": {
+            "radiologists_specificity": reader_specificity,
+            **percentile_interval(
+                sensitivity_at_specificity(full),
+                bootstrap_values(sensitivity_at_specificity, gr, **kw),
+            ).as_dict(),
+        },
     }
     if data.radiologist_score is not None:
         both_scores = np.isfinite(score) & np.isfinite(data.radiologist_score)
@@ -281,6 +289,60 @@ def _against_radiologists(
         out["auc_model_vs_radiologist_score"] = comparison.as_dict()
         out["auc_radiologist_score"] = auc(y[both_scores], data.radiologist_score[both_scores])
     return out
+
+
+def _paired_within_class(
+    y: np.ndarray, calls: np.ndarray, reads: np.ndarray, rows: np.ndarray
+) -> dict[str, Any]:
+    """Within each class, the model's and the radiologists' correct calls on the same lesions,
+    with McNemar's paired test (lesion level)."""
+    out: dict[str, Any] = {}
+    for name, cls in (("within_tumour", 1), ("within_necrosis", 0)):
+        chosen = rows & (y == cls)
+        if chosen.sum() == 0:
+            continue
+        model_correct = calls[chosen] == cls
+        reader_correct = reads[chosen] == cls
+        out[name] = {
+            "n": int(chosen.sum()),
+            "model_correct": float(model_correct.mean()),
+            "radiologists_correct": float(reader_correct.mean()),
+            "mcnemar_lesion_level": mcnemar_test(model_correct, reader_correct),
+        }
+    return out
+
+
+def matched_comparison(
+    y: np.ndarray,
+    calls: np.ndarray,
+    groups: np.ndarray,
+    reads: np.ndarray,
+    *,
+    threshold_source: str,
+    once: np.ndarray | None = None,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The model's calls at a threshold fixed before these lesions were seen (training folds or
+    a frozen bundle) beside the radiologists': on the lesions they read (the paired comparison,
+    McNemar within class) and on all lesions. `once` marks one row per lesion for the paired
+    test when rows repeat (pooled CV repeats); the operating points resample patients."""
+    y, calls, reads = np.asarray(y, int), np.asarray(calls, float), np.asarray(reads, float)
+    groups = np.asarray(groups)
+    kw = {"n_resamples": n_resamples, "seed": seed}
+    read = np.isfinite(reads)
+    paired = read & np.isfinite(calls) & (np.ones(len(y), bool) if once is None else once)
+    return {
+        "threshold_source": threshold_source,
+        "model_on_read_lesions": operating_point(
+            y[read], calls[read], groups[read], **kw
+        ).as_dict(),
+        "radiologists_on_read_lesions": operating_point(
+            y[read], reads[read], groups[read], **kw
+        ).as_dict(),
+        "model_on_all_lesions": operating_point(y, calls, groups, **kw).as_dict(),
+        **_paired_within_class(y, calls, reads, paired),
+    }
 
 
 def _at_matched(

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.special import expit, logit
 
 from rnclassifier import __version__
-from rnclassifier.bundle import MANIFEST_FILE, ModelBundle, load_bundle
+from rnclassifier.bundle import INDETERMINATE, MANIFEST_FILE, ModelBundle, load_bundle
 from rnclassifier.cohort import (
     CLINICAL_COLUMNS,
     COLUMNS,
@@ -195,7 +195,11 @@ def predict(
         # The pre-specified threshold moved by the same shift: the shifted probability is read
         # against it, so the call (made at the training prevalence) is the same on both scales.
         out["threshold_at_prevalence"] = float(expit(logit(bundle.threshold) + shift))
-    out["call"] = np.where(probability >= bundle.threshold, POSITIVE_CLASS, NEGATIVE_CLASS)
+    out["call"] = bundle.calls(probability)
+    if prevalence is not None:
+        out["zone_at_prevalence"] = [
+            float(expit(logit(t) + shift)) if 0 < t < 1 else float(t) for t in bundle.zone
+        ]
     if members is not None:
         out["ensemble"] = members
     reference = bundle.meta["reference"]
@@ -320,6 +324,12 @@ def score_case(
             "value": bundle.threshold,
             "rule": bundle.meta["thresholds"]["rule"],
         },
+        "indeterminate_zone": {
+            "low": bundle.zone[0],
+            "high": bundle.zone[1],
+            "meaning": "necrosis below low, tumour at or above high, indeterminate between; "
+            "both fixed in training",
+        },
         "model_variability": _spread(predicted.get("ensemble")),
         "top_contributions": top,
         "shap": {
@@ -357,6 +367,7 @@ def score_case(
             "prevalence": prevalence,
             "probability": float(predicted["probability_at_prevalence"][0]),
             "threshold": predicted["threshold_at_prevalence"],
+            "indeterminate_zone": predicted["zone_at_prevalence"],
             "flag": "intercept shifted from the training prevalence by Bayes' rule on the odds; "
             "assumes the model's likelihood ratios carry over to the new setting; the call is "
             "the pre-specified one, and this probability is read against the threshold moved by "
@@ -459,11 +470,42 @@ def predict_cohort(
     absent_columns = [c for c in bundle.input_features if c not in features]
     # Absent covariates: the bundle's own imputer fills them.
     features = features.reindex(columns=[*features.columns, *absent_columns])
-    sites = cohort.lesions["site"].tolist() if bundle.harmonised else None
-    predicted = predict(bundle, features, sites=sites, prevalence=prevalence)
+    sites = cohort.lesions["site"].tolist() if "site" in cohort.lesions else None
+    table = lesion_table(bundle, features, sites=sites, prevalence=prevalence)
+    table.insert(0, "lesion_id", cohort.lesions["lesion_id"].to_numpy())
+    table["lesion_volume_cc"] = [d.get("current", {}).get("lesion_volume_cc") for d in diagnostics]
+    if failed:
+        numbers = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])]
+        numbers.remove("threshold")
+        table.loc[failed, numbers] = np.nan
+        table["call"] = table["call"].astype(object)
+        table.loc[failed, "call"] = None
+        for column in ("beyond_distance_cutoff", "site_unseen", "out_of_distribution"):
+            table.loc[failed, column] = False
+        table.loc[failed, "features_outside_training_range"] = ""
+        table["technical_failure"] = np.isin(np.arange(len(table)), failed)
+    return table, features, absent
+
+
+def lesion_table(
+    bundle: ModelBundle,
+    features: pd.DataFrame,
+    *,
+    sites: Any = None,
+    prevalence: float | None = None,
+) -> pd.DataFrame:
+    """The per-lesion results of a frame of model input features (one row per lesion, in
+    order; a fresh index): calibrated `probability`, `call` (from `predict`), `threshold`, the
+    prevalence-shifted columns with `prevalence`, the CV ensemble's range, the Mahalanobis
+    distance and the out-of-distribution flags. `sites` (one per row, or None) harmonise a model
+    that harmonises by site and flag sites unseen in training. `predict_cohort` (hence `score
+    --cohort` and `validate`) and the registered MLflow model (`rnclassifier.registry`) both
+    make their tables here, so they cannot drift apart."""
+    predicted = predict(
+        bundle, features, sites=sites if bundle.harmonised else None, prevalence=prevalence
+    )
     table = pd.DataFrame(
         {
-            "lesion_id": cohort.lesions["lesion_id"].to_numpy(),
             "probability": predicted["probability"],
             "call": predicted["call"],
             "threshold": bundle.threshold,
@@ -480,28 +522,17 @@ def predict_cohort(
     cutoff = np.inf if cutoff is None else cutoff
     seen = bundle.meta.get("sites") or {}
     site_unseen = (
-        cohort.lesions["site"]
+        pd.Series(list(sites), dtype=object)
         .map(lambda s: bool(seen) and s is not None and s not in seen)
         .to_numpy(bool)
-        if "site" in cohort.lesions
+        if sites is not None
         else np.zeros(len(table), bool)
     )
     table["beyond_distance_cutoff"] = predicted["distance"] > cutoff
     table["site_unseen"] = site_unseen
     table["out_of_distribution"] = table["beyond_distance_cutoff"] | site_unseen
     table["features_outside_training_range"] = [";".join(x) for x in predicted["outside"]]
-    table["lesion_volume_cc"] = [d.get("current", {}).get("lesion_volume_cc") for d in diagnostics]
-    if failed:
-        numbers = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])]
-        numbers.remove("threshold")
-        table.loc[failed, numbers] = np.nan
-        table["call"] = table["call"].astype(object)
-        table.loc[failed, "call"] = None
-        for column in ("beyond_distance_cutoff", "site_unseen", "out_of_distribution"):
-            table.loc[failed, column] = False
-        table.loc[failed, "features_outside_training_range"] = ""
-        table["technical_failure"] = np.isin(np.arange(len(table)), failed)
-    return table, features, absent
+    return table
 
 
 def score_cohort(
@@ -534,9 +565,12 @@ def score_cohort(
     with atomic_file(out) as tmp:
         table.to_csv(tmp, index=False)
     n_ood = int(table["out_of_distribution"].sum())
+    low, high = bundle.zone
+    counts = table["call"].value_counts()
     return (
-        f"{out}: {len(table)} lesions scored, {int((table['call'] == POSITIVE_CLASS).sum())} "
-        f"called tumour at threshold {bundle.threshold:.2f}, {n_ood} out of distribution"
+        f"{out}: {len(table)} lesions scored: {counts.get(POSITIVE_CLASS, 0)} tumour "
+        f"(probability >= {high:.2f}), {counts.get(INDETERMINATE, 0)} indeterminate, "
+        f"{counts.get(NEGATIVE_CLASS, 0)} necrosis (< {low:.2f}); {n_ood} out of distribution"
         + (f"; imputed covariates: {', '.join(absent)}" if absent and allow_imputation else "")
         + (
             f"; {int(table['technical_failure'].sum())} technical failure(s) without a score"

@@ -18,12 +18,20 @@ import numpy as np
 import pandas as pd
 
 from rnclassifier.atomic import atomic_file, write_json, write_text
-from rnclassifier.cohort import NEGATIVE_CLASS, POSITIVE_CLASS
+from rnclassifier.cohort import NEGATIVE_CLASS, NON_PREDICTOR_COLUMNS, POSITIVE_CLASS
 from rnclassifier.errors import InputError
 from rnclassifier.evaluate import EvaluationInputs, evaluate_predictions
 from rnclassifier.features.naming import parse_feature_column
 from rnclassifier.modeling.feature_sets import DEFAULT_PRIMARY_SET, feature_sets
-from rnclassifier.modeling.nested import Budget, FittedModel, final_seed, fit_tuned, nested_cv
+from rnclassifier.modeling.nested import (
+    Budget,
+    FittedModel,
+    final_seed,
+    fit_tuned,
+    fold_settings,
+    nested_cv,
+    settings_digest,
+)
 from rnclassifier.modeling.pipeline import MODELS, SideTables, detach_side_tables, used_features
 from rnclassifier.modeling.threshold import ThresholdRule, choose_threshold
 from rnclassifier.report.html import render_evaluation_html
@@ -58,6 +66,10 @@ class FeatureData:
     #: Lesions the extraction kept as technical failures (`extract --allow-failures`): left
     #: out of training, counted in the flow.
     technical_failures: int = 0
+    #: Blinded radiologist reads (1 tumour, 0 necrosis, NaN unread) and 1-5 scores when the
+    #: table has them: never predictors; they fix the thresholds matched to the radiologists.
+    reads: np.ndarray | None = None
+    radiologist_score: np.ndarray | None = None
 
     def side_tables(self, *, harmonise: bool) -> SideTables:
         """What the fold pipelines look up by lesion ID; sites only when harmonising."""
@@ -79,7 +91,8 @@ def read_feature_table(
     site: str = "site",
 ) -> FeatureData:
     """A feature table from any tool: ID, group, label, numeric features; any other
-    non-numeric column is an error naming it."""
+    non-numeric column is an error naming it. Reserved columns (site, radiologist reads and
+    scores, pathology detail, reference standard, days to surgery) are never features."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
@@ -115,6 +128,17 @@ def read_feature_table(
             [None if pd.isna(v) or not str(v).strip() else str(v).strip() for v in column],
             dtype=object,
         )
+    reserved = {c: features.pop(c) for c in NON_PREDICTOR_COLUMNS if c in features}
+    reads = scores = None
+    if "radiologist_read" in reserved:
+        reads, problems = _reads(path, reserved["radiologist_read"], problems)
+    if "radiologist_score" in reserved:
+        scores = pd.to_numeric(reserved["radiologist_score"], errors="coerce").to_numpy(float)
+        problems += [
+            f"{path}: row {i + 2}, column radiologist_score: {v!r} is not a number"
+            for i, v, s in zip(table.index, reserved["radiologist_score"], scores, strict=True)
+            if np.isnan(s) and not (pd.isna(v) or str(v).strip() == "")
+        ]
     problems += [
         f"{path}: column {c!r} is not numeric"
         for c in features
@@ -150,7 +174,27 @@ def read_feature_table(
         perturbed,
         sites,
         technical_failures=len(failed),
+        reads=reads,
+        radiologist_score=scores,
     )
+
+
+def _reads(path: Path, column: pd.Series, problems: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Radiologist reads as 1 (tumour), 0 (necrosis), NaN (blank: not read)."""
+    reads = np.full(len(column), np.nan)
+    for j, (i, value) in enumerate(column.items()):
+        text = "" if pd.isna(value) else str(value).strip().lower()
+        if text in (POSITIVE_CLASS, "1", "1.0"):
+            reads[j] = 1.0
+        elif text in (NEGATIVE_CLASS, "0", "0.0"):
+            reads[j] = 0.0
+        elif text:
+            problems = [
+                *problems,
+                f"{path}: row {i + 2}, column radiologist_read: {value!r} is not tumor / "
+                "necrosis / blank",
+            ]
+    return reads, problems
 
 
 def _technical_failures(
@@ -244,10 +288,10 @@ def train_from_features(
             "pathology": np.where(y == 1, POSITIVE_CLASS, NEGATIVE_CLASS),
         }
     )
-    # Optuna study names: the same experiment on the same data resumes the same studies.
-    study_prefix = f"{experiment}/{data.digest()[:12]}/seed-{budget.seed}" + (
-        "/permuted" if permute_labels else ""
-    )
+    # Optuna study names begin with the experiment name; nested_cv adds the digest of
+    # everything that defines the folds, so only the same run on the same data resumes them.
+    study_prefix = experiment + ("/permuted" if permute_labels else "")
+    extra_settings = {"config_sha256": config_sha256, "permuted_labels": permute_labels}
     # Finished outer folds are kept here until the run completes, so a rerun resumes.
     checkpoints = Path(out) / CHECKPOINT_FOLDER
     summary = {}
@@ -255,10 +299,10 @@ def train_from_features(
         for model in models:
             key = f"{model}/{feature_set}"
             X = data.X[available[feature_set]]
-            run_id = hashlib.sha256(
-                json.dumps([study_prefix, key, list(X.columns), dataclasses.asdict(budget),
-                            harmonise], default=str).encode()
-            ).hexdigest()[:16]  # fmt: skip
+            settings = fold_settings(
+                X, y, data.groups, model, budget, side=side, reads=data.reads, extra=extra_settings
+            )
+            run_id = settings_digest(settings)
             result = nested_cv(
                 X,
                 y,
@@ -271,6 +315,8 @@ def train_from_features(
                 study_prefix=f"{study_prefix}/{key}",
                 progress=key if progress else None,
                 checkpoint=checkpoints / run_id,
+                reads=data.reads,
+                extra_settings=extra_settings,
             )
             if key == f"{primary}/{primary_set}":
                 primary_result = result
@@ -291,6 +337,10 @@ def train_from_features(
                 ).as_dict(),
                 "outer_folds": result.folds,
             }
+            summary[key] |= _fold_fixed_points(
+                result, y, data.groups, data.reads, full=key == f"{primary}/{primary_set}",
+                seed=budget.seed,
+            )  # fmt: skip
     primary_key = f"{primary}/{primary_set}"
     alarms = {}
     if noise_alarm:
@@ -314,11 +364,27 @@ def train_from_features(
         y=y,
         score=predictions[f"probability_{primary_key}"].to_numpy(),
         groups=data.groups,
-        reads=None,
-        radiologist_score=None,
+        reads=data.reads,
+        radiologist_score=data.radiologist_score,
         is_probability=True,
     )
-    evaluation = evaluate_predictions(evaluation_inputs, seed=budget.seed)
+    # The report's calls: each lesion's call in the first repeat, at the threshold its outer
+    # fold fixed on its training part (never a threshold chosen on the lesions judged).
+    first = primary_result.predictions.query("repeat == 0")
+    fold_calls = np.full(len(y), np.nan)
+    fold_calls[first["row"].to_numpy()] = first["call"].to_numpy(float)
+    evaluation = evaluate_predictions(
+        evaluation_inputs,
+        seed=budget.seed,
+        calls=fold_calls,
+        calls_from="each outer fold's own threshold (the rule, fixed on its training part), "
+        "first repeat",
+    )
+    if "radiologist_matched" in summary[primary_key]:
+        evaluation["radiologists"]["prespecified"] = {
+            "source": "each outer fold's training part, applied to its test fold",
+            **summary[primary_key]["radiologist_matched"],
+        }
     # Lesions whose extraction failed (`extract --allow-failures`) have no out-of-fold
     # prediction: the STARD flow counts them, the figures are on the lesions that have one.
     evaluation["flow"]["lesions"] += data.technical_failures
@@ -344,6 +410,10 @@ def train_from_features(
         from rnclassifier.explain import SHAP_METHODS, shap_summary, shap_values
 
         # The final model: the same inner procedure as every outer fold, on all lesions.
+        extra = {**extra_settings, "final": True}
+        settings = fold_settings(
+            X_primary, y, data.groups, primary, budget, side=side, reads=data.reads, extra=extra
+        )
         final = fit_tuned(
             X_primary,
             y,
@@ -353,12 +423,15 @@ def train_from_features(
             final_seed(budget),
             side,
             optuna_storage,
-            f"{study_prefix}/{primary_key}/final",
+            f"{study_prefix}/{primary_key}/{settings_digest(settings)}/final",
+            reads=data.reads,
+            settings=settings,
         )
         shap = shap_summary(shap_values(final.pipeline, X_primary, primary))
         metrics["final_model"] = {
             "params": final.params,
             "threshold": final.threshold,
+            "over_confidence_check": _over_confidence_check(first, y),
             "used_features": used_features(final.pipeline),
             "shap_method": SHAP_METHODS[primary],
             "shap_summary": shap.to_dict("records"),
@@ -436,6 +509,93 @@ def train_from_features(
     return metrics
 
 
+def _over_confidence_check(first_repeat: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
+    """The final model is refit on all lesions and keeps a Platt calibration fitted to inner
+    out-of-fold models that saw a part of them. Each outer fold does exactly that on its
+    training part, so the calibration slope of the outer test predictions (first repeat, each
+    lesion once) shows whether the procedure over-states confidence (slope < 1)."""
+    from rnclassifier.stats.calibration import calibration_summary
+
+    rows = first_repeat["row"].to_numpy()
+    summary = calibration_summary(y[rows], first_repeat["probability"].to_numpy(float))
+    low, high = summary["slope_ci_wald_lesion_level"]
+    return {
+        "slope": summary["slope"],
+        "slope_ci_wald_lesion_level": [low, high],
+        "intercept": summary["intercept"],
+        "reading": "over-confident (slope below 1)"
+        if high < 1
+        else "under-confident (slope above 1)"
+        if low > 1
+        else "no evidence of over- or under-confidence (the slope's interval holds 1)",
+        "how": "outer test predictions of models refit on their whole training part and "
+        "calibrated on its inner out-of-fold predictions, as the final model is",
+    }
+
+
+def _fold_fixed_points(
+    result: Any,
+    y: np.ndarray,
+    groups: np.ndarray,
+    reads: np.ndarray | None,
+    *,
+    full: bool,
+    seed: int,
+) -> dict[str, Any]:
+    """Operating points whose thresholds each outer fold fixed on its training part and applied
+    to its test fold (calls pooled over repeats): the indeterminate zone, and the thresholds
+    matched to the radiologists' sensitivity and specificity. With `full` (the primary),
+    patient-bootstrap intervals and the paired comparison; otherwise counts and estimates."""
+    from rnclassifier.evaluate import matched_comparison
+    from rnclassifier.stats.threshold import proportions
+
+    frame = result.predictions
+    rows = frame["row"].to_numpy()
+    yr, gr = y[rows], groups[rows]
+
+    def point(calls: np.ndarray) -> dict[str, Any]:
+        if full:
+            return operating_point(yr, calls, gr, seed=seed).as_dict()
+        return {
+            name: {"estimate": k / n if n else None, "count": [k, n]}
+            for name, (k, n) in proportions(yr, calls).items()
+        } | {"indeterminate_fraction": float(np.isnan(calls).mean())}
+
+    out: dict[str, Any] = {
+        "indeterminate_zone": {
+            "fold_zones": [f["indeterminate_zone"] for f in result.folds],
+            **point(frame["zone_call"].to_numpy(float)),
+        }
+    }
+    if reads is None or not any(f.get("radiologist_matched") for f in result.folds):
+        return out
+    matched: dict[str, Any] = {}
+    for name in ("sensitivity", "specificity"):
+        calls = frame.get(f"matched_{name}_call", pd.Series(np.nan, index=frame.index))
+        calls = calls.to_numpy(float)
+        entry = {
+            "matched_to": f"radiologist_{name}",
+            "folds": [
+                {"repeat": f["repeat"], "fold": f["fold"], **f["radiologist_matched"][name]}
+                for f in result.folds
+                if f.get("radiologist_matched")
+            ],
+        }
+        if full:
+            entry |= matched_comparison(
+                yr, calls, gr, reads[rows],
+                threshold_source="each outer fold's training part (inner out-of-fold "
+                "probabilities of its read lesions)",
+                once=(frame["repeat"] == 0).to_numpy(), seed=seed,
+            )  # fmt: skip
+        else:
+            read = np.isfinite(reads[rows])
+            entry["model_on_read_lesions"] = point(np.where(read, calls, np.nan))
+        matched[name] = entry
+    out["radiologist_matched"] = matched
+    return out
+
+
 def _sample_size(parameters: int, prevalence: float, c_statistic: float) -> dict[str, Any] | None:
     """Riley's minimum sample size at the AUC this run achieved (None when undefined)."""
     from rnclassifier.stats.sample_size import minimum_sample_size
@@ -482,6 +642,13 @@ def _bundle_contents(
                 "kind": "youden",
                 "value": choose_threshold(calibrated_inner, y, ThresholdRule("youden")),
             },
+            "indeterminate": {
+                "low": final.zone[0],
+                "high": final.zone[1],
+                "meaning": "necrosis below low (the rule's threshold), tumour at or above high "
+                "(the rule's target as specificity), indeterminate between",
+            },
+            **({"radiologist_matched": final.matched} if final.matched is not None else {}),
             "chosen_on": "grouped inner-CV out-of-fold probabilities of the final tuning run",
         },
         "training": {

@@ -20,13 +20,14 @@ from rnclassifier import __version__
 from rnclassifier.bundle import ModelBundle, load_bundle
 from rnclassifier.cohort import NEGATIVE_CLASS, POSITIVE_CLASS, load_cohort
 from rnclassifier.errors import InputError
-from rnclassifier.evaluate import EvaluationInputs, evaluate_predictions
+from rnclassifier.evaluate import EvaluationInputs, evaluate_predictions, matched_comparison
 from rnclassifier.features.naming import parse_feature_column
 from rnclassifier.modeling.threshold import Calibrator
 from rnclassifier.score import check_manifest, predict_cohort
 from rnclassifier.stats.calibration import calibration_summary
 from rnclassifier.stats.descriptive import table_one
 from rnclassifier.stats.discrimination import auc_interval
+from rnclassifier.stats.threshold import calls_at, operating_point
 
 #: Below this many lesions of either class a subgroup reports counts, not an AUC.
 MIN_PER_CLASS = 5
@@ -82,6 +83,48 @@ def _recalibration(
     return deployed, out, frozen
 
 
+def _at_stored_thresholds(
+    bundle: ModelBundle,
+    y: np.ndarray,
+    p: np.ndarray,
+    groups: np.ndarray,
+    reads: np.ndarray | None,
+    seed: int,
+) -> dict[str, Any]:
+    """The frozen model at every threshold the bundle stores (fixed in training, never on this
+    cohort): the indeterminate zone and the radiologist-matched pair, each threshold recorded
+    at full precision."""
+    low, high = bundle.zone
+    matched = bundle.meta["thresholds"].get("radiologist_matched") or {}
+    out: dict[str, Any] = {
+        "thresholds_applied": {
+            "rule": bundle.threshold,
+            "indeterminate_zone": [low, high],
+            "radiologist_matched": {name: m["threshold"] for name, m in matched.items()},
+        },
+        "indeterminate_zone": operating_point(
+            y, calls_at(p, low, high), groups, seed=seed
+        ).as_dict(),
+    }
+    if reads is not None and matched:
+        out["radiologist_matched"] = {
+            name: {
+                "threshold": m["threshold"],
+                f"training_radiologist_{name}": m[f"radiologist_{name}"],
+                **matched_comparison(
+                    y,
+                    calls_at(p, m["threshold"]),
+                    groups,
+                    reads,
+                    threshold_source="the bundle (fixed in training)",
+                    seed=seed,
+                ),
+            }
+            for name, m in matched.items()
+        }
+    return out
+
+
 def validate_cohort(
     bundle: ModelBundle,
     manifest: str | Path,
@@ -113,6 +156,13 @@ def validate_cohort(
         scores = pd.to_numeric(lesions["radiologist_score"]).astype(float).to_numpy()
     inputs = EvaluationInputs(y, p, groups, reads, scores, is_probability=True)
     metrics = evaluate_predictions(inputs, (bundle.threshold,), seed=seed)
+    stored = _at_stored_thresholds(bundle, y, p, groups, reads, seed)
+    if "radiologist_matched" in stored:  # beside the radiologists, where the report reads it
+        metrics["radiologists"]["prespecified"] = {
+            "source": "the bundle: fixed in training, never on this cohort",
+            **stored.pop("radiologist_matched"),
+        }
+    metrics |= stored
 
     # Sensitivity analyses on the columns the cohort has.
     sensitivity = {}
@@ -233,6 +283,7 @@ def validate(
             "model": bundle.meta["model"],
             "feature_set": bundle.meta["feature_set"],
             "threshold": bundle.threshold,
+            "indeterminate_zone": list(bundle.zone),
             "training_prevalence": bundle.meta["training"]["prevalence"],
             "training_auc": bundle.meta["metrics"]["nested_cv_auc"],
             "synthetic": bundle.meta["synthetic"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from rnclassifier.cohort import load_cohort
+from rnclassifier.cohort import NON_PREDICTOR_COLUMNS, load_cohort
 from rnclassifier.config import DEFAULT_EXTRACTION_CONFIG, load_extraction_config
 from rnclassifier.errors import InputError
 from rnclassifier.features.extract import extract_features
@@ -43,7 +43,11 @@ def run_extraction(
         allow_failures=allow_failures,
     )
     features.write(out, csv=csv or None)
-    n_features = features.table.select_dtypes("number").shape[1]
+    n_features = (
+        features.table.drop(columns=[c for c in NON_PREDICTOR_COLUMNS if c in features.table])
+        .select_dtypes("number")
+        .shape[1]
+    )
     failed = features.sidecar["failed_rows"]
     return (
         f"{out}: {features.table.shape[0]} lesions x {n_features} features "

@@ -26,6 +26,7 @@ from rnclassifier.atomic import atomic_file
 from rnclassifier.clinical import bed_column_name, first_course_bed
 from rnclassifier.cohort import (
     BINARY,
+    CARRIED_COLUMNS,
     CLINICAL_COLUMNS,
     COLUMNS,
     PRIOR_SUFFIX,
@@ -402,8 +403,9 @@ def _cache_key(task: LesionTask, config: ExtractionConfig) -> str:
 
 
 def _identity(cohort: Cohort) -> pd.DataFrame:
-    # The site rides along (never a predictor): for harmonisation and subgroup reports.
-    optional = [c for c in ("pathology", "site") if c in cohort.lesions]
+    # Site and radiologist reads ride along (never predictors): for harmonisation, subgroup
+    # reports and the thresholds matched to the radiologists in training.
+    optional = [c for c in ("pathology", *CARRIED_COLUMNS) if c in cohort.lesions]
     columns = [*ID_COLUMNS, *optional]
     return cohort.lesions[columns].reset_index(drop=True)
 

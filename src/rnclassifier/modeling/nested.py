@@ -8,6 +8,9 @@ fold is predicted once by a fresh pipeline built from the fold's best parameters
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +24,16 @@ from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
+from rnclassifier.errors import InputError
 from rnclassifier.modeling.pipeline import SideTables, make_pipeline
 from rnclassifier.modeling.spaces import grid, n_trials, suggest
-from rnclassifier.modeling.threshold import Calibrator, ThresholdRule, choose_threshold
+from rnclassifier.modeling.threshold import (
+    Calibrator,
+    ThresholdRule,
+    choose_threshold,
+    indeterminate_zone,
+    radiologist_matched,
+)
 from rnclassifier.stats.discrimination import auc
 
 logger = logging.getLogger(__name__)
@@ -75,6 +85,63 @@ def outer_splits(
     return splits
 
 
+def _sha256(*parts: Any) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        if part is None:
+            digest.update(b"none")
+        elif isinstance(part, pd.DataFrame | pd.Series):
+            digest.update(pd.util.hash_pandas_object(part, index=True).to_numpy().tobytes())
+            digest.update(json.dumps([str(c) for c in getattr(part, "columns", [])]).encode())
+        else:
+            digest.update(np.asarray(part).astype(str).tobytes())
+    return digest.hexdigest()
+
+
+def fold_settings(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    model: str,
+    budget: Budget,
+    *,
+    side: SideTables | None = None,
+    reads: np.ndarray | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything that defines the outer and inner folds and what is fitted in them: the
+    table (values, columns, labels), the patient grouping, the perturbation and site tables,
+    the reads, the CV scheme and budget, the model, the seed, and the caller's `extra` (e.g.
+    the config hash). Optuna studies and checkpoints are keyed by its digest and store it."""
+    side = side or SideTables()
+    settings = {
+        "table_sha256": _sha256(X, np.asarray(y, int)),
+        "groups_sha256": _sha256(np.asarray(groups)),
+        "perturbations_sha256": None if side.perturbed is None else _sha256(side.perturbed),
+        "sites_sha256": None if side.sites is None else _sha256(side.sites.astype(str)),
+        "reads_sha256": None if reads is None else _sha256(np.asarray(reads, float)),
+        "budget": json.loads(json.dumps(dataclasses.asdict(budget), default=str)),
+        "model": model,
+        **(extra or {}),
+    }
+    return settings
+
+
+def settings_digest(settings: dict[str, Any]) -> str:
+    """12 hex digits of the settings' SHA-256: part of every study name and checkpoint."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def describe_storage(url: str) -> str:
+    """The storage URL without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a database URL
+        return url.split(":", 1)[0]
+
+
 def nested_cv(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -88,16 +155,30 @@ def nested_cv(
     study_prefix: str = "rnclassifier",
     progress: str | None = None,
     checkpoint: str | Path | None = None,
+    reads: np.ndarray | None = None,
+    extra_settings: dict[str, Any] | None = None,
 ) -> NestedResult:
     """Out-of-fold probabilities of `model` with hyperparameters tuned inside each outer fold.
 
     With a `checkpoint` folder each finished outer fold is saved there as soon as it ends, and
     a rerun (same data, model and budget: the caller names the folder after them) loads the
     finished folds instead of refitting them, so a killed run loses at most the folds in flight.
+    `reads` (1 tumour, 0 necrosis, NaN unread; never a predictor) lets each outer fold fix the
+    thresholds matched to the radiologists on its training part and apply them to its test fold.
+
+    Study names are `<study_prefix>/<settings digest>/repeat-r/fold-f` and each study stores
+    its settings (`fold_settings`): another table, grouping, CV scheme or budget never reads
+    another run's trials, and a study or checkpoint of the same name made with other settings
+    is refused.
     """
     budget = budget or Budget()
     y = np.asarray(y, int)
     groups = np.asarray(groups)
+    settings = fold_settings(X, y, groups, model, budget, side=side, reads=reads,
+                             extra=extra_settings)  # fmt: skip
+    study_prefix = f"{study_prefix}/{settings_digest(settings)}"
+    if checkpoint is not None:
+        _check_checkpoint(Path(checkpoint), settings)
     splits = outer_splits(y, groups, budget)
     saved = [
         Path(checkpoint) / f"repeat-{repeat}-fold-{fold}.joblib" if checkpoint else None
@@ -116,7 +197,18 @@ def nested_cv(
     todo = [i for i in range(len(splits)) if i not in done]
     tasks = Parallel(n_jobs=jobs, prefer="processes", return_as="generator")(
         delayed(_outer_fold_saved)(
-            saved[i], X, y, groups, model, budget, *splits[i], side, storage, study_prefix
+            saved[i],
+            X,
+            y,
+            groups,
+            model,
+            budget,
+            *splits[i],
+            side,
+            storage,
+            study_prefix,
+            reads,
+            settings,
         )
         for i in todo
     )
@@ -139,7 +231,7 @@ def nested_cv(
 
 @dataclass
 class FittedModel:
-    """A pipeline fitted with tuned parameters, its calibrator and its threshold, all chosen
+    """A pipeline fitted with tuned parameters, its calibrator and its thresholds, all chosen
     on the data it was fitted to (inner CV) and nothing else."""
 
     pipeline: Any
@@ -147,6 +239,9 @@ class FittedModel:
     threshold: float
     params: dict[str, Any]
     inner_probability: np.ndarray  # grouped inner out-of-fold, uncalibrated
+    zone: tuple[float, float] = (np.nan, np.nan)  # indeterminate between low and high
+    #: Thresholds matched to the radiologists' sensitivity / specificity (None without reads).
+    matched: dict[str, dict[str, float]] | None = None
 
     def probability(self, X: pd.DataFrame) -> np.ndarray:
         return self.calibrator.transform(self.pipeline.predict_proba(X)[:, 1])
@@ -162,18 +257,24 @@ def fit_tuned(
     side: SideTables | None = None,
     storage: str | None = None,
     study_name: str | None = None,
+    reads: np.ndarray | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> FittedModel:
-    """Tune on grouped inner CV, calibrate and set the threshold on the inner out-of-fold
-    predictions, then fit a fresh pipeline with the best parameters on all of `X`.
+    """Tune on grouped inner CV, calibrate and set the thresholds on the inner out-of-fold
+    predictions (the radiologist-matched ones on the lesions with a read), then fit a fresh
+    pipeline with the best parameters on all of `X`.
 
     The same procedure makes each outer fold's model and the final model."""
     y = np.asarray(y, int)
-    best = tune(X, y, groups, model, budget, seed, side, storage, study_name)
+    best = tune(X, y, groups, model, budget, seed, side, storage, study_name, settings)
     inner = inner_oof(X, y, groups, model, best, budget, seed, side)
     calibrator = Calibrator(budget.calibration).fit(inner, y)
-    threshold = choose_threshold(calibrator.transform(inner), y, budget.threshold_rule)
+    calibrated = calibrator.transform(inner)
+    threshold = choose_threshold(calibrated, y, budget.threshold_rule)
+    zone = indeterminate_zone(calibrated, y, budget.threshold_rule)
+    matched = radiologist_matched(calibrated, y, reads)
     pipeline = make_pipeline(model, best, seed, side).fit(X, y)
-    return FittedModel(pipeline, calibrator, threshold, best, inner)
+    return FittedModel(pipeline, calibrator, threshold, best, inner, zone, matched)
 
 
 def final_seed(budget: Budget) -> int:
@@ -207,6 +308,8 @@ def _outer_fold(
     side: SideTables | None = None,
     storage: str | None = None,
     study_prefix: str | None = None,
+    reads: np.ndarray | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any], FittedModel]:
     seed = budget.seed + 100 * repeat + fold
     fitted = fit_tuned(
@@ -219,9 +322,12 @@ def _outer_fold(
         side,
         storage,
         f"{study_prefix}/repeat-{repeat}/fold-{fold}",
+        None if reads is None else np.asarray(reads, float)[train],
+        None if settings is None else {**settings, "repeat": repeat, "fold": fold},
     )
     raw = fitted.pipeline.predict_proba(X.iloc[test])[:, 1]
     calibrated = fitted.calibrator.transform(raw)
+    low, high = fitted.zone
     frame = pd.DataFrame(
         {
             "row": test,
@@ -231,8 +337,13 @@ def _outer_fold(
             "probability": calibrated,
             "threshold": fitted.threshold,
             "call": (calibrated >= fitted.threshold).astype(int),
+            # 1 tumour, 0 necrosis, NaN indeterminate: the zone fixed on the training part.
+            "zone_call": np.where(calibrated >= high, 1.0, np.where(calibrated < low, 0.0, np.nan)),
         }
     )
+    for name, point in (fitted.matched or {}).items():
+        frame[f"matched_{name}_threshold"] = point["threshold"]
+        frame[f"matched_{name}_call"] = (calibrated >= point["threshold"]).astype(int)
     return (
         frame,
         {
@@ -240,6 +351,8 @@ def _outer_fold(
             "fold": fold,
             "params": fitted.params,
             "threshold": fitted.threshold,
+            "indeterminate_zone": list(fitted.zone),
+            "radiologist_matched": fitted.matched,
             "n_train": len(train),
             "n_test": len(test),
         },
@@ -276,13 +389,15 @@ def tune(
     side: SideTables | None = None,
     storage: str | None = None,
     study_name: str | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Best parameters by grouped inner-CV AUC (optuna TPE, seeded, sequential).
 
     With an optuna `storage` URL (SQLite, PostgreSQL, ...) the study is named and kept there:
     an interrupted run resumes with the trials still missing, and workers on several machines
     can share it. Either way the sampler's history differs from one uninterrupted run, so that
-    mode is not bit-reproducible; the default in-memory study is."""
+    mode is not bit-reproducible; the default in-memory study is. The study stores `settings`
+    (a user attribute); an existing study with other or no settings is refused, never reused."""
     inner = list(
         StratifiedGroupKFold(budget.inner_folds, shuffle=True, random_state=seed).split(
             np.zeros(len(y)), y, groups
@@ -312,6 +427,8 @@ def tune(
         study_name=study_name if storage else None,
         load_if_exists=storage is not None,
     )
+    if storage is not None:
+        _claim_study(study, storage, settings or {})
     done = (optuna.trial.TrialState.COMPLETE,)
     remaining = trials - len(study.get_trials(deepcopy=False, states=done))
     if remaining > 0:
@@ -324,3 +441,46 @@ def tune(
     best = dict(study.best_params)
     # Parameters the search space fixed rather than suggested are rebuilt by `suggest`.
     return suggest(model, optuna.trial.FixedTrial(best), X.shape[1])
+
+
+SETTINGS_ATTRIBUTE = "rnclassifier_settings"
+CHECKPOINT_SETTINGS = "settings.json"
+
+
+def _claim_study(study: optuna.Study, storage: str, settings: dict[str, Any]) -> None:
+    """A new study takes the run's settings; an existing one must hold the same."""
+    wanted = json.loads(json.dumps(settings, sort_keys=True, default=str))
+    stored = study.user_attrs.get(SETTINGS_ATTRIBUTE)
+    if stored is None and not study.get_trials(deepcopy=False):
+        study.set_user_attr(SETTINGS_ATTRIBUTE, wanted)
+        return
+    if stored != wanted:
+        differ = sorted(
+            k for k in {*wanted, *(stored or {})} if (stored or {}).get(k) != wanted.get(k)
+        )
+        raise InputError(
+            f"{describe_storage(storage)}: optuna study {study.study_name!r} exists with other "
+            f"settings ({', '.join(differ) if stored else 'none stored'}); refusing to reuse its "
+            "trials: use another --name or another storage"
+        )
+
+
+def _check_checkpoint(folder: Path, settings: dict[str, Any]) -> None:
+    """A checkpoint folder holds the settings it was made with; other settings are refused."""
+    wanted = json.loads(json.dumps(settings, sort_keys=True, default=str))
+    path = folder / CHECKPOINT_SETTINGS
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+        except ValueError:
+            stored = None
+        if stored != wanted:
+            raise InputError(
+                f"{folder}: checkpoint made with other settings; refusing to resume from it "
+                "(delete the folder to start again)"
+            )
+        return
+    from rnclassifier.atomic import write_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(path, wanted)

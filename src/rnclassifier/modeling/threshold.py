@@ -5,6 +5,13 @@ Platt scaling by default (a logistic fit on the logit of the raw probability); i
 request. Threshold rules: a tumour-sensitivity target s (radiologist-level, e.g. 0.95) puts the
 threshold at the k-th smallest calibrated tumour probability, k = floor((1 - s)(n_tumour + 1)),
 so that about a fraction s of future tumours lies at or above it; or Youden's J.
+
+The same order-statistic rule fixes, on the training part only, the thresholds matched to the
+radiologists (their sensitivity, their specificity, on the lesions they read) and the
+indeterminate zone (below it necrosis at the rule's tumour sensitivity, above it tumour at the
+same specificity). For a new lesion of the class, the k-th of n order statistics is exceeded
+with probability 1 - k / (n + 1), so each threshold meets its target on average on new lesions
+instead of flattering it on the lesions that chose it.
 """
 
 from __future__ import annotations
@@ -92,13 +99,69 @@ class Calibrator:
         return calibrator
 
 
+def threshold_for_sensitivity(probability: np.ndarray, y: np.ndarray, target: float) -> float:
+    """The highest threshold at which, on average, a fraction `target` of new tumours lies at or
+    above it: the k-th smallest tumour probability, k = floor((1 - target)(n + 1)); 0 if k = 0."""
+    tumour = np.sort(np.asarray(probability, float)[np.asarray(y, bool)])
+    k = math.floor((1 - target) * (len(tumour) + 1) + 1e-9)
+    return 0.0 if k == 0 else float(tumour[k - 1])
+
+
+def threshold_for_specificity(probability: np.ndarray, y: np.ndarray, target: float) -> float:
+    """The lowest threshold below which, on average, a fraction `target` of new necroses lies:
+    the j-th smallest necrosis probability, j = ceil(target (n + 1)); above every necrosis
+    probability (never a tumour call from the training necroses' range) if j > n."""
+    necrosis = np.sort(np.asarray(probability, float)[~np.asarray(y, bool)])
+    j = math.ceil(target * (len(necrosis) + 1) - 1e-9)
+    if j > len(necrosis):
+        return float(np.nextafter(necrosis[-1], np.inf)) if len(necrosis) else 1.0
+    return float(necrosis[max(j, 1) - 1])
+
+
+def indeterminate_zone(
+    probability: np.ndarray, y: np.ndarray, rule: ThresholdRule
+) -> tuple[float, float]:
+    """(low, high): necrosis below `low` (the rule's threshold), tumour at or above `high`
+    (the same target as specificity, for a sensitivity rule), indeterminate between. Empty
+    (low == high) for Youden's rule or when the two targets overlap."""
+    low = choose_threshold(probability, y, rule)
+    if rule.kind != "sensitivity":
+        return low, low
+    return low, max(low, threshold_for_specificity(probability, y, rule.target))
+
+
+def radiologist_matched(
+    probability: np.ndarray, y: np.ndarray, reads: np.ndarray | None
+) -> dict[str, dict[str, float]] | None:
+    """Thresholds at which the model reaches the radiologists' sensitivity (and specificity) on
+    the lesions they read, from these (training) lesions only; None without reads of both
+    classes. The bundle's `thresholds.radiologist_matched` has this shape."""
+    if reads is None:
+        return None
+    reads = np.asarray(reads, float)
+    read = np.isfinite(reads)
+    p, y = np.asarray(probability, float)[read], np.asarray(y, int)[read]
+    if y.min(initial=1) == 1 or y.max(initial=0) == 0:
+        return None
+    sensitivity = float((reads[read][y == 1] == 1).mean())
+    specificity = float((reads[read][y == 0] == 0).mean())
+    return {
+        "sensitivity": {
+            "threshold": threshold_for_sensitivity(p, y, sensitivity),
+            "radiologist_sensitivity": sensitivity,
+        },
+        "specificity": {
+            "threshold": threshold_for_specificity(p, y, specificity),
+            "radiologist_specificity": specificity,
+        },
+    }
+
+
 def choose_threshold(probability: np.ndarray, y: np.ndarray, rule: ThresholdRule) -> float:
     """The threshold (call tumour when probability >= threshold) chosen by `rule`."""
     p, y = np.asarray(probability, float), np.asarray(y, bool)
     if rule.kind == "sensitivity":
-        tumour = np.sort(p[y])
-        k = math.floor((1 - rule.target) * (len(tumour) + 1))
-        return 0.0 if k == 0 else float(tumour[k - 1])
+        return threshold_for_sensitivity(p, y, rule.target)
     candidates = np.unique(p)
     sensitivity = np.array([(p[y] >= t).mean() for t in candidates])
     specificity = np.array([(p[~y] < t).mean() for t in candidates])

@@ -47,7 +47,10 @@ def model_card(meta: dict[str, Any]) -> str:
             if rule["kind"] == "sensitivity"
             else "Youden's J"
         )
-        + ").",
+        + ")"
+        + _zone_text(meta["thresholds"])
+        + ".",
+        *_matched_lines(meta["thresholds"]),
         f"- Explanations: {meta['shap']['explainer']} ({meta['shap']['feature_perturbation']}); "
         "no background rows are stored.",
         "",
@@ -85,3 +88,26 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _zone_text(thresholds: dict[str, Any]) -> str:
+    zone = thresholds.get("indeterminate")
+    if not zone or zone["high"] <= zone["low"]:
+        return ""
+    return (
+        f"; indeterminate zone {zone['low']:.3f}-{zone['high']:.3f} (necrosis below, tumour at or "
+        "above the upper end, no call between; both fixed on the same out-of-fold probabilities)"
+    )
+
+
+def _matched_lines(thresholds: dict[str, Any]) -> list[str]:
+    matched = thresholds.get("radiologist_matched")
+    if not matched:
+        return []
+    s, p = matched["sensitivity"], matched["specificity"]
+    return [
+        f"- Thresholds matched to the training radiologists, fixed in training: "
+        f"{s['threshold']:.3f} (their sensitivity {s['radiologist_sensitivity']:.2f}) and "
+        f"{p['threshold']:.3f} (their specificity {p['radiologist_specificity']:.2f}); "
+        "`rnclassifier validate` reports the model at both."
+    ]

@@ -186,8 +186,16 @@ def probability_figure(result: dict[str, Any]) -> bytes:
     figure, axis = plt.subplots(figsize=(6.4, 1.15))
     p = result["probability"]
     threshold = result["threshold"]["value"]
-    axis.axvspan(0, threshold, color="#e8eef7")
-    axis.axvspan(threshold, 1, color="#f7e8e8")
+    zone = result.get("indeterminate_zone") or {"low": threshold, "high": threshold}
+    low, high = zone["low"], zone["high"]
+    axis.axvspan(0, low, color="#e8eef7")
+    if high > low:
+        axis.axvspan(low, high, color="#eeeeee")
+        axis.axvline(high, color="black", linewidth=1.2)
+        axis.text(high, 0.55, f" {high:.2f}", fontsize=8, va="bottom")
+        axis.text((low + high) / 2, -0.6, "indeterminate", fontsize=8, color=GREY, va="top",
+                  ha="center")  # fmt: skip
+    axis.axvspan(high, 1, color="#f7e8e8")
     spread = result.get("model_variability")
     if spread:
         axis.plot(
