@@ -5,8 +5,8 @@ SYNTHETIC DATA. These numbers make a cohort that *imitates the make-up* of the s
 Where the seed is silent the literature sets the direction and rough size of an effect; the exact
 values are design choices, tuned so that the Bayes oracle's AUC sits near 0.90-0.95 and the
 clinical-only oracle (and a clinical-only model) stays within 0.60-0.72 at population level
-(measured at n = 20,000: full oracle 0.921, clinical-only 0.693 for what the `clinical` feature
-set holds, 0.701 with immunotherapy and HER2 as well; see tests/synthetic). Every
+(measured at n = 20,000: full oracle 0.92, clinical-only 0.69 for what the `clinical` feature
+set holds, 0.70 with immunotherapy and HER2 as well; see tests/synthetic). Every
 class-conditional clinical effect cites its source where it is set; effects without one were
 removed. Nothing here is clinical evidence.
 
