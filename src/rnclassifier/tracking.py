@@ -63,8 +63,10 @@ def log_experiment(
     final_pipeline: Any = None,
 ) -> str:
     """Log one training experiment; return the parent run's ID. With a bundle, it is logged as
-    artefacts and the final pipeline is registered as the experiment's model, primary
-    whatever its rank."""
+    artefacts and registered as the experiment's model (a pyfunc over the verified bundle,
+    `rnclassifier.registry`), primary whatever its rank; never with permuted labels. Without a
+    bundle nothing is registered: the bare pipeline is neither calibrated nor thresholded.
+    `final_pipeline` is no longer registered (kept so that callers need not change)."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}")
@@ -121,32 +123,47 @@ def log_experiment(
             mlflow.log_artifact(str(out_dir / name))
         if bundle is not None:
             mlflow.log_artifacts(str(bundle), artifact_path="bundle")
-        if final_pipeline is not None:
-            _register(final_pipeline, experiment, tags)
+        if bundle is not None and not metrics["permuted_labels"]:
+            _register(bundle, experiment, tags)
         return parent.info.run_id
 
 
-def _register(pipeline: Any, name: str, tags: dict[str, str]) -> None:
-    """Register the primary's final pipeline (skops, the bundle's allow-list). Requirements are
+def _register(bundle_path: Path, name: str, tags: dict[str, str]) -> None:
+    """Register the bundle as the pyfunc `rnclassifier.registry.BundleModel` under `name`: its
+    artefact is the bundle folder, verified here first, its signature the bundle's input
+    features. No input example is logged (it would be a patient's lesion). Requirements are
     given, not inferred: inference lists both xgboost wheels and takes seconds."""
     import mlflow
     import sklearn
+    import skops
     import xgboost
 
-    from rnclassifier.bundle import TRUSTED_TYPES
+    from rnclassifier.bundle import load_bundle
+    from rnclassifier.registry import BUNDLE_ARTIFACT, BundleModel, manifest_digest, signature
 
-    mlflow.sklearn.log_model(
-        pipeline,
+    bundle = load_bundle(bundle_path)  # refuses a changed bundle before it is registered
+    digest = manifest_digest(bundle_path)
+    mlflow.pyfunc.log_model(
         name="primary_model",
-        serialization_format="skops",
-        skops_trusted_types=list(TRUSTED_TYPES),
+        python_model=BundleModel(),
+        artifacts={BUNDLE_ARTIFACT: str(Path(bundle_path).resolve())},
+        model_config={"manifest_sha256": digest},
+        signature=signature(bundle),
         pip_requirements=[
             f"rnclassifier=={__version__}",
+            f"mlflow=={mlflow.__version__}",
             f"scikit-learn=={sklearn.__version__}",
+            f"skops=={skops.__version__}",
             f"xgboost-cpu=={xgboost.__version__}",
         ],
         registered_model_name=name,
-        tags={"role": "primary", "synthetic": tags["synthetic"]},
+        tags={
+            "role": "primary",
+            "synthetic": tags["synthetic"],
+            "bundle": str(bundle.meta["name"]),
+            "bundle_manifest_sha256": digest,
+            "primary": tags["primary"],
+        },
     )
 
 
