@@ -129,3 +129,16 @@ def test_training_fixed_matched_threshold_is_unbiased_on_new_lesions():
     assert np.mean(reached) == pytest.approx(np.mean(true_sens), abs=0.02)
     assert np.mean(true_sens) == pytest.approx(1 - 1 / 41, abs=0.01)  # the rule's promise
     assert np.mean(post_hoc) > np.mean(true) + 0.03  # the in-sample figure flatters
+
+
+def test_zone_specificity_moves_only_the_upper_end():
+    rng = np.random.default_rng(5)
+    y = rng.random(300) < 0.6
+    p = np.clip(0.3 * y + rng.normal(0.4, 0.15, 300), 0, 1)
+    wide = indeterminate_zone(p, y, ThresholdRule("sensitivity", 0.95))
+    narrow = indeterminate_zone(p, y, ThresholdRule("sensitivity", 0.95, zone_specificity=0.7))
+    assert wide[0] == narrow[0] == choose_threshold(p, y, ThresholdRule("sensitivity", 0.95))
+    assert narrow[1] < wide[1]
+    assert narrow[1] == threshold_for_specificity(p, y, 0.7)
+    with pytest.raises(ValueError, match="indeterminate zone"):
+        ThresholdRule("sensitivity", 0.95, zone_specificity=1.0)

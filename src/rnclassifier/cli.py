@@ -308,6 +308,12 @@ def default_cache_dir() -> Path:
     show_default=True,
     help="Tumour sensitivity the threshold aims at.",
 )
+@click.option(
+    "--indeterminate-specificity",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Necrosis specificity the upper end of the indeterminate zone aims at (tumour calls "
+    "above it) [default: the sensitivity target]; between the two thresholds no call.",
+)
 @click.option("--tracking-uri", help="MLflow tracking URI [default: sqlite:///./mlflow.db].")
 @click.option("--no-mlflow", is_flag=True, help="Do not log the experiment to MLflow.")
 @click.option(
@@ -365,6 +371,7 @@ def train(
     calibration: str,
     threshold_rule: str,
     sensitivity_target: float,
+    indeterminate_specificity: float | None,
     tracking_uri: str | None,
     no_mlflow: bool,
     permute_labels: bool,
@@ -415,7 +422,9 @@ def train(
         trials,
         seed,
         calibration=calibration,
-        threshold_rule=ThresholdRule(threshold_rule, sensitivity_target),
+        threshold_rule=ThresholdRule(
+            threshold_rule, sensitivity_target, indeterminate_specificity
+        ),
     )
     metrics = train_from_features(
         data,

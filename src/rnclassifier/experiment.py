@@ -56,6 +56,8 @@ class CrossValidation(_Strict):
 class Threshold(_Strict):
     rule: Literal["sensitivity", "youden"] = "sensitivity"
     target: float = Field(0.95, gt=0, lt=1)
+    #: The upper end of the indeterminate zone aims at this necrosis specificity (None: target).
+    indeterminate_specificity: float | None = Field(None, gt=0, lt=1)
 
 
 class ExperimentSettings(_Strict):
@@ -129,7 +131,11 @@ def run_experiment(
         settings.cv.trials,
         settings.seed,
         calibration=settings.calibration,
-        threshold_rule=ThresholdRule(settings.threshold.rule, settings.threshold.target),
+        threshold_rule=ThresholdRule(
+            settings.threshold.rule,
+            settings.threshold.target,
+            settings.threshold.indeterminate_specificity,
+        ),
     )
     metrics = train_from_features(
         data,

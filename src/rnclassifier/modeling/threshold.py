@@ -32,12 +32,16 @@ EPSILON = 1e-6
 class ThresholdRule:
     kind: str = "sensitivity"  # "sensitivity" or "youden"
     target: float = 0.95
+    #: Necrosis specificity the indeterminate zone's upper end aims at; None: `target`.
+    zone_specificity: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("sensitivity", "youden"):
             raise ValueError(f"unknown threshold rule {self.kind!r}")
         if self.kind == "sensitivity" and not 0 < self.target < 1:
             raise ValueError("the sensitivity target must be between 0 and 1")
+        if self.zone_specificity is not None and not 0 < self.zone_specificity < 1:
+            raise ValueError("the indeterminate zone's specificity must be between 0 and 1")
 
 
 class Calibrator:
@@ -122,12 +126,13 @@ def indeterminate_zone(
     probability: np.ndarray, y: np.ndarray, rule: ThresholdRule
 ) -> tuple[float, float]:
     """(low, high): necrosis below `low` (the rule's threshold), tumour at or above `high`
-    (the same target as specificity, for a sensitivity rule), indeterminate between. Empty
-    (low == high) for Youden's rule or when the two targets overlap."""
+    (the rule's `zone_specificity`, by default its target, as necrosis specificity), no call
+    between. Empty (low == high) for Youden's rule or when the two thresholds cross."""
     low = choose_threshold(probability, y, rule)
     if rule.kind != "sensitivity":
         return low, low
-    return low, max(low, threshold_for_specificity(probability, y, rule.target))
+    specificity = rule.target if rule.zone_specificity is None else rule.zone_specificity
+    return low, max(low, threshold_for_specificity(probability, y, specificity))
 
 
 def radiologist_matched(
