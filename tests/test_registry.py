@@ -242,13 +242,6 @@ def test_loaded_model_predicts_in_process_with_the_bundle_signature(registered, 
     _same_spread(answers, bundle, registered["features"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="score extracts only the final model's features (extract_for_bundle narrows to "
-    "bundle.used_features), so the CV ensemble's models read median-imputed values for the "
-    "features only they use and score's ensemble_min/max differ from the bundle's spread on "
-    "the lesion's full feature row; remove this marker when score extracts their union",
-)
 def test_score_cohort_spread_is_the_ensemble_spread_on_full_features(registered, scored):
     _same_spread(scored, registered["bundle"], registered["features"])
 

@@ -59,7 +59,13 @@ def needed_features(bundle: ModelBundle) -> list[str]:
 
 def output_columns(bundle: ModelBundle) -> list[tuple[str, str]]:
     """(name, MLflow type) of what `predict` returns for this bundle."""
-    columns = [("probability", "double"), ("call", "string"), ("threshold", "double")]
+    columns = [
+        ("probability", "double"),
+        ("call", "string"),
+        ("threshold", "double"),
+        ("zone_low", "double"),
+        ("zone_high", "double"),
+    ]
     if bundle.ensemble:
         columns += [("ensemble_min", "double"), ("ensemble_max", "double")]
     return [

@@ -152,6 +152,30 @@ def _flag_problem(problem: str) -> str:
     return f"{flag}: {text}"
 
 
+def scoring_features(bundle: ModelBundle) -> list[str]:
+    """The final model's features, then those only CV-ensemble models read that come from the
+    same inputs (sequences, prior scan, covariates): extracted too, so the reported spread is
+    the ensemble's own rather than members reading imputed values. A member's feature that
+    needs an input the final model does not is left to that member's imputer."""
+    from rnclassifier.modeling.pipeline import used_features
+
+    used = bundle.used_features
+    needs = requirements(used)
+    extra: list[str] = []
+    for pipeline, _ in bundle.ensemble:
+        for column in used_features(pipeline):
+            if column in used or column in extra:
+                continue
+            member = requirements([column])
+            if (
+                set(member.sequences) <= set(needs.sequences)
+                and set(member.prior_sequences) <= set(needs.prior_sequences)
+                and set(member.covariates) <= set(needs.covariates)
+            ):
+                extra.append(column)
+    return [*used, *extra]
+
+
 def extract_for_bundle(
     bundle: ModelBundle,
     cohort: Cohort,
@@ -160,13 +184,14 @@ def extract_for_bundle(
     jobs: int = 1,
     allow_failures: bool = False,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], list[int]]:
-    """The features the model uses (and nothing more), each lesion's diagnostics, and the
-    positions of lesions kept as technical failures (only with `allow_failures`)."""
+    """The features the model and its CV ensemble use (`scoring_features`, nothing more), each
+    lesion's diagnostics, and the positions of lesions kept as technical failures (only with
+    `allow_failures`)."""
     from rnclassifier.features.extract import extract_features
 
     if not bundle.meta.get("extraction"):
         raise InputError(f"{bundle.path}: the bundle records no extraction config")
-    config = narrow(config_from_record(bundle.meta["extraction"]), bundle.used_features)
+    config = narrow(config_from_record(bundle.meta["extraction"]), scoring_features(bundle))
     table = extract_features(
         cohort, config, jobs=jobs, cache_dir=cache_dir, allow_failures=allow_failures
     )
@@ -476,7 +501,7 @@ def predict_cohort(
     table["lesion_volume_cc"] = [d.get("current", {}).get("lesion_volume_cc") for d in diagnostics]
     if failed:
         numbers = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])]
-        numbers.remove("threshold")
+        numbers = [c for c in numbers if c not in ("threshold", "zone_low", "zone_high")]
         table.loc[failed, numbers] = np.nan
         table["call"] = table["call"].astype(object)
         table.loc[failed, "call"] = None
@@ -509,6 +534,9 @@ def lesion_table(
             "probability": predicted["probability"],
             "call": predicted["call"],
             "threshold": bundle.threshold,
+            # The indeterminate zone fixed in training: necrosis below, tumour at or above.
+            "zone_low": bundle.zone[0],
+            "zone_high": bundle.zone[1],
         }
     )
     if prevalence is not None:

@@ -60,13 +60,11 @@ def log_experiment(
     data_hash: str,
     synthetic: bool,
     bundle: Path | None = None,
-    final_pipeline: Any = None,
 ) -> str:
     """Log one training experiment; return the parent run's ID. With a bundle, it is logged as
     artefacts and registered as the experiment's model (a pyfunc over the verified bundle,
     `rnclassifier.registry`), primary whatever its rank; never with permuted labels. Without a
-    bundle nothing is registered: the bare pipeline is neither calibrated nor thresholded.
-    `final_pipeline` is no longer registered (kept so that callers need not change)."""
+    bundle nothing is registered: the bare pipeline is neither calibrated nor thresholded."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}")

@@ -502,7 +502,6 @@ def train_from_features(
             experiment=experiment,
             artifact_location=artifact_location,
             bundle=None if bundle is None or final is None else Path(bundle),
-            final_pipeline=None if final is None else detach_side_tables(final.pipeline),
         )
         write_json(out / "metrics.json", metrics)
     shutil.rmtree(checkpoints, ignore_errors=True)
