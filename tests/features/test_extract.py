@@ -53,10 +53,13 @@ def config_with(tmp_path: Path, **settings) -> Path:
 
 def test_table_layout(table):
     frame = table.table
-    # Identity, ground truth and site (never a predictor) first, then the numeric features.
-    assert list(frame.columns[:4]) == ["lesion_id", "patient_id", "pathology", "site"]
+    # Identity, ground truth, site and the radiologists' reads (never predictors) first, then
+    # the numeric features.
+    carried = ["lesion_id", "patient_id", "pathology", "site", "radiologist_read",
+               "radiologist_score"]  # fmt: skip
+    assert list(frame.columns[:6]) == carried
     assert len(frame) == 4
-    features = frame.columns[4:]
+    features = frame.columns[6:]
     assert all(pd.api.types.is_numeric_dtype(frame[c]) for c in features)
     radiomics = [parse_feature_column(c) for c in features if parse_feature_column(c)]
     assert {(n.sequence, n.region) for n in radiomics} == {
