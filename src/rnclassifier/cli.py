@@ -104,7 +104,8 @@ def check(manifest: Path, require_pathology: bool, sequences: tuple[str, ...]) -
     help="How far the class-conditional image biology moves from the seed's, 0-1: each image "
     "sign separates the classes less well (and oedema is restrained in both classes) in "
     "proportion. 0 keeps the seed's biology; 1 is the full shift, with which a model trained "
-    "on the seed preset loses about 0.1 AUC. [default: the preset's own, seed 0, external 1]",
+    "on the seed preset lost 0.17 AUC (benchmarks/RESULTS.md). [default: the preset's own, "
+    "seed 0, external 1]",
 )
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Parallel processes (default: 2).")
