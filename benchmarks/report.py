@@ -60,6 +60,10 @@ class Figure:
     unit: str = "s"
     #: What bounds the figure, shown when the goal is missed.
     bound: str = ""
+    #: 95% intervals of the measured value and of the ratio / gap, as text ("0.82–0.89"), for
+    #: figures estimated from data (AUCs); empty for timings.
+    interval: str = ""
+    figure_interval: str = ""
 
     @property
     def figure(self) -> float:
@@ -87,13 +91,20 @@ class Figure:
             "met": self.met,
             "unit": self.unit,
             "bound": self.bound,
+            "interval": self.interval,
+            "figure_interval": self.figure_interval,
         }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Figure:
         """A figure back from results.json."""
         names = ("name", "value", "baseline", "baseline_name", "goal", "limit", "kind", "unit")
-        return cls(**{k: record[k] for k in names}, bound=record.get("bound", ""))
+        return cls(
+            **{k: record[k] for k in names},
+            bound=record.get("bound", ""),
+            interval=record.get("interval", ""),
+            figure_interval=record.get("figure_interval", ""),
+        )
 
 
 @dataclass
@@ -229,10 +240,11 @@ def headline_table(sections: list[Section | KeptSection]) -> str:
         for f in section.figures:
             unit = f" {f.unit}" if f.unit else ""
             met = {True: "yes", False: "**no**", None: "–"}[f.met]
+            value = _number(f.value) + unit + (f" ({f.interval})" if f.interval else "")
+            figure = _number(f.figure, 3) + (f" ({f.figure_interval})" if f.figure_interval else "")
             lines.append(
-                f"| {f.name} | {_number(f.value)}{unit} | {f.baseline_name}: "
-                f"{_number(f.baseline)}{unit} | {_number(f.figure, 3)} | {f.goal} | "
-                f"{met} |"
+                f"| {f.name} | {value} | {f.baseline_name}: {_number(f.baseline)}{unit} | "
+                f"{figure} | {f.goal} | {met} |"
             )
     return "\n".join(lines)
 

@@ -811,6 +811,7 @@ def quality(plan: Plan) -> Section:
                 0.05 if judged else None,
                 kind="difference",
                 unit="",
+                interval=_ci_text(models["/".join(PRIMARY)]["auc"]),
                 bound="the oracle knows each lesion's latent image signs exactly, while features "
                 "measure them through rendered images (noise, partial volume, bias field, "
                 "the mask): that measurement error caps any model of the features below the "
@@ -833,6 +834,7 @@ def quality(plan: Plan) -> Section:
                 None,
                 kind="difference",
                 unit="",
+                interval=_ci_text(models[best_key]["auc"]),
             )
         )
     experiment = (
@@ -1369,6 +1371,8 @@ def transportability(plan: Plan) -> Section:
                 None,
                 kind="difference",
                 unit="",
+                interval=_ci_text(external_auc),
+                figure_interval=_ci_text(drop),
             )
         ],
         tables=["Internal, external and the drop (95% CI):\n\n" + "\n".join(rows)],
@@ -1413,3 +1417,9 @@ SECTIONS: dict[str, Callable[[Plan], Section]] = {
     "dask": dask,
     "transportability": transportability,
 }
+
+
+def _ci_text(interval: dict[str, Any]) -> str:
+    """'95% CI 0.82–0.89' from an interval record with `low` / `high` (or `ci`)."""
+    low, high = interval["ci"] if "ci" in interval else (interval["low"], interval["high"])
+    return f"95% CI {low:.2f}–{high:.2f}"
