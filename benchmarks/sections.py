@@ -412,7 +412,7 @@ def scoring(plan: Plan) -> Section:
     from rnclassifier.cohort import cohort_from_rows
     from rnclassifier.features.extract import extract_features
     from rnclassifier.features.restrict import config_from_record
-    from rnclassifier.score import CaseInputs, score_case
+    from rnclassifier.scoring import CaseInputs, score_case
 
     bundle_path = ensure_bundle(plan)
     manifest = cohort(plan, plan.lesions)

@@ -118,7 +118,7 @@ def trained(tmp_path_factory) -> dict:
     from rnclassifier.features.api import run_extraction
     from rnclassifier.modeling.nested import Budget
     from rnclassifier.synthetic.write import write_synthetic_cohort
-    from rnclassifier.train import read_feature_table, train_from_features
+    from rnclassifier.training import read_feature_table, train_from_features
 
     folder = tmp_path_factory.mktemp("score")
     write_synthetic_cohort(folder / "cohort", n_lesions=100, seed=31, jobs=2)

@@ -31,7 +31,7 @@ from rnclassifier.bundle import MANIFEST_FILE, load_bundle
 from rnclassifier.cli import main
 from rnclassifier.cohort import CLINICAL_COLUMNS as CLINICAL
 from rnclassifier.config import LIGHT_EXTRACTION_CONFIG
-from rnclassifier.score import bundle_requirements
+from rnclassifier.scoring import bundle_requirements
 from rnclassifier.synthetic import write_synthetic_cohort
 
 GRID = oblique_grid()

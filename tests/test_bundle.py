@@ -24,7 +24,7 @@ from rnclassifier.modeling.threshold import Calibrator
 from rnclassifier.stats.descriptive import format_entry, table_one
 from rnclassifier.synthetic.presets import SEED
 from rnclassifier.synthetic.sampler import sample_lesions
-from rnclassifier.train import read_feature_table, train_from_features
+from rnclassifier.training import read_feature_table, train_from_features
 
 SMALL = Budget(outer_folds=3, repeats=1, inner_folds=2, trials=3, seed=0)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import GOOD_ROWS
-from rnclassifier import __version__
 from rnclassifier.cli import app, main
+from rnclassifier.version import __version__
 
 BIN = Path(sys.executable).parent
 COMMANDS = sorted(app.commands)

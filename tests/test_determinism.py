@@ -13,8 +13,8 @@ from rnclassifier.bundle import BUNDLE_FILE, MANIFEST_FILE
 from rnclassifier.cli import main
 from rnclassifier.config import LIGHT_EXTRACTION_CONFIG
 from rnclassifier.modeling.nested import Budget
-from rnclassifier.score import score_case
-from rnclassifier.train import read_feature_table, train_from_features
+from rnclassifier.scoring import score_case
+from rnclassifier.training import read_feature_table, train_from_features
 from test_score import case_from_row
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from rnclassifier.cli import main
 from rnclassifier.errors import InputError
-from rnclassifier.evaluate import evaluate_predictions, read_predictions
+from rnclassifier.evaluation import evaluate_predictions, read_predictions
 from rnclassifier.stats.discrimination import auc, delong_interval
 from rnclassifier.synthetic.presets import SEED
 from rnclassifier.synthetic.sampler import sample_lesions

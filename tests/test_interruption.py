@@ -19,7 +19,7 @@ from rnclassifier.modeling.nested import Budget
 from rnclassifier.synthetic import write_synthetic_cohort
 from rnclassifier.synthetic.presets import SEED
 from rnclassifier.synthetic.sampler import sample_lesions
-from rnclassifier.train import CHECKPOINT_FOLDER, read_feature_table, train_from_features
+from rnclassifier.training import CHECKPOINT_FOLDER, read_feature_table, train_from_features
 
 CLI = [str(Path(sys.executable).parent / "rnclassifier"), "-v"]
 

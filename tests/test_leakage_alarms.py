@@ -20,7 +20,7 @@ from rnclassifier.modeling.feature_sets import feature_sets
 from rnclassifier.modeling.nested import Budget, nested_cv
 from rnclassifier.stats.discrimination import auc
 from rnclassifier.synthetic.write import write_synthetic_cohort
-from rnclassifier.train import read_feature_table
+from rnclassifier.training import read_feature_table
 
 pytestmark = pytest.mark.slow
 REDUCED = Budget(outer_folds=3, repeats=1, inner_folds=2, trials=4, seed=0)

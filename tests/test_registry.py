@@ -25,7 +25,7 @@ from rnclassifier.bundle import MANIFEST_FILE, load_bundle
 from rnclassifier.cli import main
 from rnclassifier.errors import InputError
 from rnclassifier.registry import needed_features
-from rnclassifier.score import lesion_table
+from rnclassifier.scoring import lesion_table
 
 NAME = "registry-test"
 

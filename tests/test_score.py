@@ -23,7 +23,7 @@ from rnclassifier.bundle import load_bundle
 from rnclassifier.cli import main
 from rnclassifier.cohort import CLINICAL_COLUMNS as CLINICAL
 from rnclassifier.errors import InputError
-from rnclassifier.score import CaseInputs, score_case, score_cohort
+from rnclassifier.scoring import CaseInputs, score_case, score_cohort
 from rnclassifier.synthetic.write import write_synthetic_cohort
 
 
@@ -252,7 +252,7 @@ def test_out_of_distribution_flag_follows_the_images(trained, tmp_path):
 
 def test_series_flags_reach_the_manifest_columns():
     """--t1c-series / --t1c-prior-series become the manifest's t1c_series / t1c_prior_series."""
-    from rnclassifier.score import CaseInputs, case_cohort
+    from rnclassifier.scoring import CaseInputs, case_cohort
 
     case = CaseInputs(images={"t1c": "."}, mask=".", series={"t1c": "AX T1 POST", "t1c_prior": "5"})
     lesion = case_cohort(case).lesions.iloc[0]

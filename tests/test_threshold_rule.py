@@ -110,7 +110,7 @@ def test_training_fixed_matched_threshold_is_unbiased_on_new_lesions():
     the specificity."""
     from scipy.stats import norm
 
-    from rnclassifier.evaluate import _at_matched
+    from rnclassifier.evaluation import _at_matched
 
     rng = np.random.default_rng(11)
     shift = np.sqrt(2) * norm.ppf(0.80)  # binormal AUC 0.80

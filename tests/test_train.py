@@ -16,7 +16,7 @@ from rnclassifier.modeling.nested import Budget, nested_cv, outer_splits
 from rnclassifier.stats.discrimination import auc
 from rnclassifier.synthetic.presets import SEED
 from rnclassifier.synthetic.sampler import sample_lesions
-from rnclassifier.train import read_feature_table, train_from_features
+from rnclassifier.training import read_feature_table, train_from_features
 
 SMALL = Budget(outer_folds=3, repeats=1, inner_folds=2, trials=3, seed=0)
 
@@ -228,9 +228,10 @@ def test_experiment_is_tracked_in_mlflow_without_identifiers(table, tmp_path, mo
     versions = client.search_model_versions("name='test'")
     assert len(versions) == 1
     assert versions[0].tags["role"] == "primary"
-    assert versions[0].tags["bundle_manifest_sha256"] == hashlib.sha256(
-        (tmp_path / "bundle" / "MANIFEST.sha256").read_bytes()
-    ).hexdigest()
+    assert (
+        versions[0].tags["bundle_manifest_sha256"]
+        == hashlib.sha256((tmp_path / "bundle" / "MANIFEST.sha256").read_bytes()).hexdigest()
+    )
     # A later validation of this model is linked to that registered version.
     from rnclassifier.tracking import log_validation
 

@@ -13,7 +13,7 @@ import pytest
 from rnclassifier.cli import main
 from rnclassifier.errors import InputError
 from rnclassifier.synthetic.write import write_synthetic_cohort
-from rnclassifier.validate import standardised_mean_differences, validate
+from rnclassifier.validation import standardised_mean_differences, validate
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_a_lesion_without_its_features_is_an_error_or_a_counted_technical_failur
 
 
 def test_recalibration_folds_are_stratified_and_a_one_class_fold_is_counted():
-    from rnclassifier.validate import _recalibration
+    from rnclassifier.validation import _recalibration
 
     rng = np.random.default_rng(3)
     y = np.r_[np.ones(20), np.zeros(20)].astype(int)

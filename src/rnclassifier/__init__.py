@@ -4,11 +4,6 @@ The package has no import-time side effects: no logging configuration, no MLflow
 temporary folders. Stages are plain functions over plain data; `rnclassifier.cli` is a thin layer.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("rnclassifier")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0+unknown"
+from rnclassifier.version import __version__
 
 __all__ = ["__version__"]

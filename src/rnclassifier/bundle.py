@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rnclassifier import __version__
 from rnclassifier.atomic import atomic_directory, plain_json
 from rnclassifier.errors import InputError
 from rnclassifier.modeling.threshold import Calibrator
+from rnclassifier.version import __version__
 
 SCHEMA_VERSION = 1
 BUNDLE_FILE = "bundle.json"

@@ -15,9 +15,9 @@ from typing import Any
 
 import click
 
-from rnclassifier import __version__
 from rnclassifier.cohort import KNOWN_SEQUENCES
 from rnclassifier.errors import InputError
+from rnclassifier.version import __version__
 
 logger = logging.getLogger("rnclassifier")
 
@@ -389,7 +389,7 @@ def train(
     primary's final model goes to a model bundle."""
     from rnclassifier.modeling.nested import Budget
     from rnclassifier.modeling.threshold import ThresholdRule
-    from rnclassifier.train import MODELS, read_feature_table, train_from_features
+    from rnclassifier.training import MODELS, read_feature_table, train_from_features
 
     if config is not None:
         if features is not None:
@@ -423,9 +423,7 @@ def train(
         trials,
         seed,
         calibration=calibration,
-        threshold_rule=ThresholdRule(
-            threshold_rule, sensitivity_target, indeterminate_specificity
-        ),
+        threshold_rule=ThresholdRule(threshold_rule, sensitivity_target, indeterminate_specificity),
     )
     metrics = train_from_features(
         data,
@@ -542,7 +540,7 @@ def evaluate(
     out: Path,
 ) -> None:
     """Statistics against pathology and radiologists, with confidence intervals."""
-    from rnclassifier.evaluate import evaluate_predictions, read_predictions
+    from rnclassifier.evaluation import evaluate_predictions, read_predictions
     from rnclassifier.report.html import write_evaluation_report
 
     data = read_predictions(
@@ -606,7 +604,7 @@ def validate(
     allow_failures: bool,
 ) -> None:
     """External validation of a frozen model on other institutions' cohorts."""
-    from rnclassifier.validate import validate as run
+    from rnclassifier.validation import validate as run
 
     document = run(
         model_dir,
@@ -732,7 +730,7 @@ def score(
     """Score a lesion on a new follow-up MRI (or every lesion of --cohort) against a model
     bundle: calibrated probability, call, explanation, out-of-distribution flags."""
     from rnclassifier.atomic import write_json
-    from rnclassifier.score import CaseInputs, score_case, score_cohort
+    from rnclassifier.scoring import CaseInputs, score_case, score_cohort
 
     series = {k.removesuffix("_series"): v for k, v in sequences.items() if k.endswith("_series")}
     given = {k: v for k, v in sequences.items() if v and not k.endswith("_series")}

@@ -17,14 +17,14 @@ import pandas as pd
 from rnclassifier.cohort import load_cohort
 from rnclassifier.config import LIGHT_EXTRACTION_CONFIG, load_extraction_config
 from rnclassifier.errors import InputError
-from rnclassifier.evaluate import evaluate_predictions, read_predictions
+from rnclassifier.evaluation import evaluate_predictions, read_predictions
 from rnclassifier.features.api import run_extraction
 from rnclassifier.modeling.nested import Budget
 from rnclassifier.report.html import write_evaluation_report
 from rnclassifier.synthetic import write_synthetic_cohort
 from rnclassifier.synthetic.write import SETTINGS_FILE, synthesis_settings
-from rnclassifier.train import read_feature_table, train_from_features
-from rnclassifier.validate import validate
+from rnclassifier.training import read_feature_table, train_from_features
+from rnclassifier.validation import validate
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def _score_a_new_case(out: Path, cohort_dir: Path, bundle: Path) -> Iterator[str
     from rnclassifier.atomic import write_json
     from rnclassifier.cohort import CLINICAL_COLUMNS
     from rnclassifier.report.case import write_case_report
-    from rnclassifier.score import CaseInputs, score_case
+    from rnclassifier.scoring import CaseInputs, score_case
 
     row = pd.read_csv(cohort_dir / "cohort.csv", dtype=str).iloc[0]
     case = CaseInputs(

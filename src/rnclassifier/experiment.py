@@ -105,7 +105,7 @@ def run_experiment(
     from rnclassifier.features.api import run_extraction
     from rnclassifier.modeling.nested import Budget
     from rnclassifier.modeling.threshold import ThresholdRule
-    from rnclassifier.train import read_feature_table, train_from_features
+    from rnclassifier.training import read_feature_table, train_from_features
 
     path = Path(path)
     settings, digest = load_experiment(path)

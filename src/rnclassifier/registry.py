@@ -19,7 +19,7 @@ never imputes a lesion's radiomics, and imputes covariates only when asked
 (`--allow-imputation`).
 
 Output: one row per lesion, the columns of `score --cohort` (made by the same function,
-`rnclassifier.score.lesion_table`) without the lesion ID and the extraction facts.
+`rnclassifier.scoring.lesion_table`) without the lesion ID and the extraction facts.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
 
 def predict_frame(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
     """`predict` of the registered model on a loaded bundle: checks, then `lesion_table`."""
-    from rnclassifier.score import lesion_table
+    from rnclassifier.scoring import lesion_table
 
     used = needed_features(bundle)
     problems = [

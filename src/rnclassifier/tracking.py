@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from rnclassifier import __version__
+from rnclassifier.version import __version__
 
 DEFAULT_EXPERIMENT = "rnclassifier"
 

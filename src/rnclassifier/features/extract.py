@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rnclassifier import __version__
 from rnclassifier.atomic import atomic_file
 from rnclassifier.clinical import bed_column_name, first_course_bed
 from rnclassifier.cohort import (
@@ -39,6 +38,7 @@ from rnclassifier.errors import InputError
 from rnclassifier.features.cache import FeatureCache, content_hash
 from rnclassifier.features.naming import feature_column
 from rnclassifier.features.radiomics import ScanInputs, extract_scan, read_scan_mask
+from rnclassifier.version import __version__
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from rnclassifier import __version__
 from rnclassifier.atomic import write_json, write_text
 from rnclassifier.report import plots
+from rnclassifier.version import __version__
 
 INTENDED_USE = (
     "Research use only, not a diagnosis. A model trained on resected lesions estimates "

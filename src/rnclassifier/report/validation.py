@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnclassifier import __version__
 from rnclassifier.report.html import (
     INTENDED_USE,
     METRIC_LABELS,
@@ -17,7 +16,8 @@ from rnclassifier.report.html import (
     pvalue,
 )
 from rnclassifier.stats.descriptive import format_entry
-from rnclassifier.validate import MIN_PER_CLASS
+from rnclassifier.stats.discrimination import MIN_PER_CLASS
+from rnclassifier.version import __version__
 
 
 def _sections(metrics: dict[str, Any]) -> list[dict[str, str]]:

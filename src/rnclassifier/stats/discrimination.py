@@ -20,6 +20,9 @@ from rnclassifier.stats.bootstrap import (
     percentile_interval,
 )
 
+#: Below this many lesions of either class a subgroup reports counts, not an AUC.
+MIN_PER_CLASS = 5
+
 
 def auc(y: np.ndarray, score: np.ndarray) -> float:
     """Mann-Whitney AUC with ties counted half; NaN when a class is absent."""

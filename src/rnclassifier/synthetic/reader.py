@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
 from rnclassifier.cohort import NEGATIVE_CLASS, POSITIVE_CLASS
-from rnclassifier.synthetic.presets import SEED, Preset
+from rnclassifier.synthetic.presets import Preset
 
 TARGET_SENSITIVITY = 0.97
 TARGET_SPECIFICITY = 0.19
@@ -71,8 +70,8 @@ SIGN_WEIGHTS = {
     "growth_steadiness": 0.6,
 }
 
-#: Calibrated with `calibrate_reader(SEED)` (n = 400,000, seed 0); tests check the operating
-#: point on fresh samples.
+#: Calibrated with `synthetic.reader_calibration.calibrate_reader(SEED)` (n = 400,000, seed 0);
+#: tests check the operating point on fresh samples.
 SEED_READER = Reader(
     weights=SIGN_WEIGHTS, noise_sd=2.218, necrosis_below=-4.158, tumour_above=-1.054
 )
@@ -88,38 +87,3 @@ def operating_point(frame: pd.DataFrame) -> dict[str, float]:
         "specificity": float((read[done & ~tumour] == NEGATIVE_CLASS).mean()),
         "unread": float(1 - done.mean()),
     }
-
-
-def calibrate_reader(preset: Preset = SEED, n: int = 400_000, seed: int = 0) -> Reader:
-    """Find noise and cuts that give the target operating point on `preset`'s case mix."""
-    from rnclassifier.synthetic.sampler import sample_lesions
-
-    frame = sample_lesions(preset, n_lesions=n, seed=seed)
-    noise = np.random.default_rng(seed).standard_normal(n)
-    tumour = (frame["pathology"] == POSITIVE_CLASS).to_numpy()
-    base = Reader(SIGN_WEIGHTS, 0.0, 0.0, 0.0)
-    signal = base.evidence(frame, preset, np.random.default_rng(0))
-
-    def smooth_fraction(x: np.ndarray, cut: float) -> float:
-        return float(np.mean(1 / (1 + np.exp(-(x - cut) / 0.02))))
-
-    def residuals(params: np.ndarray) -> np.ndarray:
-        noise_sd, low, gap = params
-        high = low + abs(gap)
-        e = signal + abs(noise_sd) * noise
-        below_t = 1 - smooth_fraction(e[tumour], low)
-        above_t = smooth_fraction(e[tumour], high)
-        below_n = 1 - smooth_fraction(e[~tumour], low)
-        above_n = smooth_fraction(e[~tumour], high)
-        unread = 1 - (below_t + above_t) * tumour.mean() - (below_n + above_n) * (~tumour).mean()
-        return np.array(
-            [
-                above_t / (above_t + below_t) - TARGET_SENSITIVITY,
-                below_n / (above_n + below_n) - TARGET_SPECIFICITY,
-                unread - TARGET_UNREAD,
-            ]
-        )
-
-    fit = least_squares(residuals, x0=np.array([1.0, -1.5, 0.8]))
-    noise_sd, low, gap = fit.x
-    return Reader(SIGN_WEIGHTS, float(abs(noise_sd)), float(low), float(low + abs(gap)))

@@ -15,6 +15,7 @@ from scipy.special import logsumexp
 from rnclassifier.cohort import NEGATIVE_CLASS, POSITIVE_CLASS
 from rnclassifier.errors import InputError
 from rnclassifier.synthetic.presets import ClassCovariates, ImageSign, Preset
+from rnclassifier.synthetic.reader import SEED_READER
 
 #: Gauss-Legendre nodes for the oracle's integral over a mixed lesion's tumour fraction.
 _MIXED_NODES = 48
@@ -116,8 +117,6 @@ def sample_lesions(
     frame["pathology_detail"] = np.where(mixed, "mixed", frame["pathology"])
     frame["reference_standard"] = "pathology"
     frame["site"] = _choose_sites(preset, frame["patient"].to_numpy(), sign_rng)
-
-    from rnclassifier.synthetic.reader import SEED_READER
 
     read, score = SEED_READER.read(frame, preset, reader_rng)
     frame["radiologist_read"], frame["radiologist_score"] = read, score

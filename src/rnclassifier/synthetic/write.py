@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnclassifier import __version__
 from rnclassifier.atomic import atomic_directory
 from rnclassifier.cohort import COLUMNS, ID_COLUMNS, load_cohort
 from rnclassifier.errors import InputError
@@ -36,6 +35,7 @@ from rnclassifier.synthetic.sampler import (
     latent_column,
     sample_lesions,
 )
+from rnclassifier.version import __version__
 
 logger = logging.getLogger(__name__)
 

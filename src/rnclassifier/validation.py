@@ -16,21 +16,19 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from rnclassifier import __version__
 from rnclassifier.bundle import ModelBundle, load_bundle
 from rnclassifier.cohort import NEGATIVE_CLASS, POSITIVE_CLASS, load_cohort
 from rnclassifier.errors import InputError
-from rnclassifier.evaluate import EvaluationInputs, evaluate_predictions, matched_comparison
+from rnclassifier.evaluation import EvaluationInputs, evaluate_predictions, matched_comparison
 from rnclassifier.features.naming import parse_feature_column
 from rnclassifier.modeling.threshold import Calibrator
-from rnclassifier.score import check_manifest, predict_cohort
+from rnclassifier.scoring import check_manifest, predict_cohort
 from rnclassifier.stats.calibration import calibration_summary
 from rnclassifier.stats.descriptive import table_one
-from rnclassifier.stats.discrimination import auc_interval
+from rnclassifier.stats.discrimination import MIN_PER_CLASS, auc_interval
 from rnclassifier.stats.threshold import calls_at, operating_point
+from rnclassifier.version import __version__
 
-#: Below this many lesions of either class a subgroup reports counts, not an AUC.
-MIN_PER_CLASS = 5
 SIZE_BANDS_CC = ((0.0, 1.0), (1.0, 5.0), (5.0, np.inf))
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from rnclassifier.atomic import atomic_file, write_json, write_text
 from rnclassifier.cohort import NEGATIVE_CLASS, NON_PREDICTOR_COLUMNS, POSITIVE_CLASS
 from rnclassifier.errors import InputError
-from rnclassifier.evaluate import EvaluationInputs, evaluate_predictions
+from rnclassifier.evaluation import EvaluationInputs, evaluate_predictions
 from rnclassifier.features.naming import parse_feature_column
 from rnclassifier.modeling.feature_sets import DEFAULT_PRIMARY_SET, feature_sets
 from rnclassifier.modeling.nested import (
@@ -545,7 +545,7 @@ def _fold_fixed_points(
     to its test fold (calls pooled over repeats): the indeterminate zone, and the thresholds
     matched to the radiologists' sensitivity and specificity. With `full` (the primary),
     patient-bootstrap intervals and the paired comparison; otherwise counts and estimates."""
-    from rnclassifier.evaluate import matched_comparison
+    from rnclassifier.evaluation import matched_comparison
     from rnclassifier.stats.threshold import proportions
 
     frame = result.predictions

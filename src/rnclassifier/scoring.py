@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
-from rnclassifier import __version__
 from rnclassifier.bundle import INDETERMINATE, MANIFEST_FILE, ModelBundle, load_bundle
 from rnclassifier.cohort import (
     CLINICAL_COLUMNS,
@@ -39,6 +38,7 @@ from rnclassifier.errors import InputError
 from rnclassifier.features.restrict import Requirements, config_from_record, requirements
 from rnclassifier.features.restrict import restricted_config as narrow
 from rnclassifier.modeling.ood import distance
+from rnclassifier.version import __version__
 
 RESEARCH_USE = "Research use only: not a diagnosis and not for clinical decisions."
 SOURCE = "command line"
