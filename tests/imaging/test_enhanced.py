@@ -38,10 +38,7 @@ from pydicom.uid import (
 )
 
 from rnclassifier.errors import InputError
-from rnclassifier.imaging.dicom import DicomSeries, load_series
-from rnclassifier.imaging.enhanced import (
-    load_enhanced,
-)
+from rnclassifier.imaging.dicom import DicomSeries, load_enhanced, load_series
 
 #: Small, oblique, anisotropic, rows != columns: a transposed or flipped volume shows. At least
 #: 32 pixels a side: openjpeg's default 6 resolution levels need it to encode JPEG 2000.

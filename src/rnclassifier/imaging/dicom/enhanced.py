@@ -7,9 +7,9 @@ in functional groups (shared by all frames, or per frame) instead of in a file p
 highdicom decodes the frames (through pydicom and the pylibjpeg plugins, so compressed transfer
 syntaxes work), applies each frame's rescale and stacks the frames into a volume. Before that,
 the frames' headers go through the same stack checks as a folder of single-frame slices
-(`dicom._check_stack`), so that a missing slice, uneven spacing, mixed orientations or several
+(`objects.check_stack`), so that a missing slice, uneven spacing, mixed orientations or several
 echoes / time points in one object are refused with the same clear messages. The geometry of
-the returned image is computed from the headers exactly as `dicom.load_series` computes it, and
+the returned image is computed from the headers exactly as `series.load_series` computes it, and
 highdicom's own volume geometry must agree with it.
 
 `DicomSeries.sop_instance_uids` repeats the object's one SOP Instance UID for every frame: a
@@ -29,15 +29,15 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from rnclassifier.errors import InputError
-from rnclassifier.imaging.dicom import (
+from rnclassifier.imaging.dicom.objects import (
     ENHANCED_MR_STORAGE,
     SLICE_TOLERANCE_FRACTION,
     SLICE_TOLERANCE_MM,
     DicomSeries,
-    _check_stack,
-    _nearest_rotation,
-    _quiet_dicom_libraries,
-    _read_object,
+    check_stack,
+    nearest_rotation,
+    quiet_dicom_libraries,
+    read_object,
 )
 
 
@@ -51,14 +51,14 @@ def load_enhanced(path: Path) -> DicomSeries:
     document = _read(path)
     headers = _frame_headers(path, document)
     _check_unique_positions(path, headers)
-    spacing, order, slice_spacing = _check_stack(path, headers)
+    spacing, order, slice_spacing = check_stack(path, headers)
     first = headers[order[0]]
 
     row = np.array([float(v) for v in first.ImageOrientationPatient[:3]])
     col = np.array([float(v) for v in first.ImageOrientationPatient[3:]])
     normal = np.cross(row, col)
     origin = np.array([float(v) for v in first.ImagePositionPatient])
-    direction = _nearest_rotation(np.column_stack([row, col, normal]))
+    direction = nearest_rotation(np.column_stack([row, col, normal]))
 
     values = _voxels(path, document, spacing, slice_spacing, origin, row, col, normal)
     image = sitk.GetImageFromArray(values.astype(np.float32))
@@ -75,9 +75,9 @@ def load_enhanced(path: Path) -> DicomSeries:
 
 def _read(path: Path) -> hd.Image:
     """The object, with frames left in the file until they are decoded (large objects)."""
-    _read_object(path, "enhanced MR image", ENHANCED_MR_STORAGE, stop_before_pixels=True)
+    read_object(path, "enhanced MR image", ENHANCED_MR_STORAGE, stop_before_pixels=True)
     try:
-        with _quiet_dicom_libraries():
+        with quiet_dicom_libraries():
             return hd.imread(path, lazy_frame_retrieval=True)
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, AttributeError) as exc:
         raise InputError(
@@ -88,7 +88,7 @@ def _read(path: Path) -> hd.Image:
 def _frame_headers(path: Path, document: Dataset) -> list[Dataset]:
     """One single-frame-style header per frame, from the shared and per-frame functional groups.
 
-    The attributes are the ones `_check_stack` reads from a slice, so that an enhanced object
+    The attributes are the ones `check_stack` reads from a slice, so that an enhanced object
     gets exactly the checks (and messages) of a folder of slices.
     """
     frames = document.get("PerFrameFunctionalGroupsSequence", [])
@@ -143,7 +143,7 @@ def _frame_headers(path: Path, document: Dataset) -> list[Dataset]:
 def _check_unique_positions(path: Path, headers: list[Dataset]) -> None:
     """Refuse several frames at one position: echoes, time points or stacks of one object.
 
-    Checked before `_check_stack`, whose message for this case speaks of a folder of slices.
+    Checked before `check_stack`, whose message for this case speaks of a folder of slices.
     """
     if len(headers) < 2:
         return
@@ -179,7 +179,7 @@ def _voxels(
     """
     tolerance = max(SLICE_TOLERANCE_FRACTION * slice_spacing, SLICE_TOLERANCE_MM)
     try:
-        with _quiet_dicom_libraries():
+        with quiet_dicom_libraries():
             volume = document.get_volume(
                 dtype=np.float64,
                 apply_real_world_transform=False,
