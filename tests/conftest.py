@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from rnclassifier.spec import TrainingSpec
+
 GOOD_ROWS = [
     {
         "patient_id": "P01",
@@ -103,6 +105,19 @@ def make_manifest(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+def make_spec(**changes: object) -> TrainingSpec:
+    """A training spec for tests: nothing tracked, no bundle unless asked for (`bundle=
+    {"build": True, "path": ...}`); nested settings given as dicts merge into the defaults."""
+    base = TrainingSpec().with_changes(tracking={"enabled": False}, bundle={"build": False})
+    return base.with_changes(**changes)
+
+
+#: The CV of the one trained fixture (`trained`), shared by every test that needs a bundle.
+TRAINED_CV = {"outer_folds": 5, "repeats": 1, "inner_folds": 3, "trials": 6}
+#: The smallest nested CV that still has an inner loop: 3 outer folds, 2 inner, 3 trials.
+SMALL_CV = {"outer_folds": 3, "repeats": 1, "inner_folds": 2, "trials": 3}
+
+
 @pytest.fixture(autouse=True)
 def _work_in_a_temporary_folder(tmp_path_factory, monkeypatch) -> None:
     """Commands default to outputs in the working folder (models/, mlflow.db): keep every test's
@@ -112,13 +127,13 @@ def _work_in_a_temporary_folder(tmp_path_factory, monkeypatch) -> None:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> dict:
-    """A SYNTHETIC cohort (100 lesions), its light-profile features and the primary's bundle,
-    made once per test session for scoring and validation."""
+    """The one trained fixture: a SYNTHETIC cohort (100 lesions), its light-profile features,
+    the training run (`out/`) and the primary's bundle, made once per test session and shared
+    by every test that needs a trained model."""
     from rnclassifier.config import LIGHT_EXTRACTION_CONFIG
     from rnclassifier.features.api import run_extraction
-    from rnclassifier.modeling.nested import Budget
     from rnclassifier.synthetic.write import write_synthetic_cohort
-    from rnclassifier.training import read_feature_table, train_from_features
+    from rnclassifier.training import read_feature_table, train_on
 
     folder = tmp_path_factory.mktemp("score")
     write_synthetic_cohort(folder / "cohort", n_lesions=100, seed=31, jobs=2)
@@ -128,15 +143,16 @@ def trained(tmp_path_factory) -> dict:
         params=LIGHT_EXTRACTION_CONFIG,
         jobs=2,
     )
-    train_from_features(
+    train_on(
         read_feature_table(folder / "features.parquet"),
+        make_spec(
+            models=("xgboost",),
+            feature_sets=("combined",),
+            cv=TRAINED_CV,
+            synthetic=True,
+            bundle={"build": True, "path": str(folder / "bundle")},
+        ),
         folder / "out",
-        models=("xgboost",),
-        sets=("combined",),
-        budget=Budget(outer_folds=5, repeats=1, inner_folds=3, trials=6, seed=0),
-        track=False,
-        synthetic=True,
-        bundle=folder / "bundle",
     )
     manifest = pd.read_csv(folder / "cohort" / "cohort.csv", dtype=str)
     return {"folder": folder, "bundle": folder / "bundle", "manifest": manifest}

@@ -14,6 +14,7 @@ import skops.io as sio
 from scipy.special import logit
 from sklearn.base import BaseEstimator
 
+from conftest import SMALL_CV, TRAINED_CV, make_spec
 from rnclassifier.bundle import MANIFEST_FILE, SCHEMA_VERSION, load_bundle, verify_bundle
 from rnclassifier.errors import InputError
 from rnclassifier.explain import shap_summary, shap_values
@@ -22,53 +23,32 @@ from rnclassifier.modeling.ood import distance, fit_reference_with_cutoff
 from rnclassifier.modeling.pipeline import make_pipeline
 from rnclassifier.modeling.threshold import Calibrator
 from rnclassifier.stats.descriptive import format_entry, table_one
-from rnclassifier.synthetic.presets import SEED
-from rnclassifier.synthetic.sampler import sample_lesions
-from rnclassifier.training import read_feature_table, train_from_features
+from rnclassifier.training import read_feature_table, train_on
 
 SMALL = Budget(outer_folds=3, repeats=1, inner_folds=2, trials=3, seed=0)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path, dict]:
-    """A feature table in rnclassifier's naming, one training run and its bundle."""
-    frame = sample_lesions(SEED, n_lesions=150, seed=11)
-    rng = np.random.default_rng(3)
-    table = frame[["lesion_id", "patient_id", "pathology", "age_years", "srs_dose_gy"]].copy()
-    for j, column in enumerate(c for c in frame if c.startswith("latent_")):
-        table[f"t1c__lesion__original_firstorder_Sign{j}"] = frame[column] + rng.normal(0, 0.5, 150)
-    for j in range(6):
-        table[f"flair__lesion__original_glcm_Noise{j}"] = rng.normal(size=150)
-    table.loc[::7, "age_years"] = np.nan  # imputed inside the folds
-    folder = tmp_path_factory.mktemp("bundle")
-    path = folder / "features.csv"
-    table.to_csv(path, index=False)
-    bundle = folder / "models" / "test-model"
-    metrics = train_from_features(
-        read_feature_table(path),
-        folder / "out",
-        models=("xgboost",),
-        sets=("combined",),
-        budget=SMALL,
-        track=False,
-        synthetic=True,
-        bundle=bundle,
-        bundle_name="test-model",
-    )
-    return path, bundle, metrics
+def trained_bundle(trained) -> tuple[Path, Path, dict]:
+    """The session's trained fixture as (feature table, bundle, metrics.json)."""
+    folder = trained["folder"]
+    metrics = json.loads((folder / "out" / "metrics.json").read_text())
+    return folder / "features.parquet", trained["bundle"], metrics
 
 
-def test_bundle_round_trips_to_identical_predictions(trained):
-    path, bundle, metrics = trained
+def test_bundle_round_trips_to_identical_predictions(trained_bundle):
+    path, bundle, metrics = trained_bundle
     data = read_feature_table(path)
     X = data.X[metrics["feature_sets"]["combined"]]
     # The final model rebuilt by the same procedure, in memory, against the loaded bundle.
-    final = fit_tuned(X, data.y, data.groups, "xgboost", SMALL, final_seed(SMALL))
+    budget = Budget.of(make_spec(cv=TRAINED_CV))
+    side = data.side_tables(harmonise=False)
+    final = fit_tuned(X, data.y, data.groups, "xgboost", budget, final_seed(budget), side)
     loaded = load_bundle(bundle)
     np.testing.assert_array_equal(loaded.probability(data.X), final.probability(X))
     assert loaded.threshold == final.threshold
-    assert loaded.meta["params"] == final.params
-    assert loaded.ensemble_probabilities(data.X).shape == (150, 3)
+    assert loaded.meta.params == final.params
+    assert loaded.ensemble_probabilities(data.X).shape == (len(data.y), 5)
     # Features the model does not use may be missing from a case; used ones may not.
     unused = [c for c in loaded.input_features if c not in loaded.used_features]
     np.testing.assert_array_equal(
@@ -78,8 +58,8 @@ def test_bundle_round_trips_to_identical_predictions(trained):
         loaded.probability(data.X.drop(columns=loaded.used_features[0]))
 
 
-def test_bundle_holds_the_contract_and_no_identifiers(trained):
-    path, bundle, _metrics = trained
+def test_bundle_holds_the_contract_and_no_identifiers(trained_bundle):
+    path, bundle, _metrics = trained_bundle
     meta = verify_bundle(bundle)
     assert meta["schema_version"] == SCHEMA_VERSION
     assert meta["synthetic"] is True
@@ -88,12 +68,11 @@ def test_bundle_holds_the_contract_and_no_identifiers(trained):
     assert meta["shap"]["background_rows"] == 0
     assert set(meta["reference"]["features"]) == set(meta["features"]["used"])
     assert meta["reference"]["cutoff"] > 0
-    assert (
-        meta["table_one"]["tumor"]["n_lesions"] + meta["table_one"]["necrosis"]["n_lesions"] == 150
-    )
+    n = len(read_feature_table(path).y)
+    assert meta["table_one"]["tumor"]["n_lesions"] + meta["table_one"]["necrosis"]["n_lesions"] == n
     assert "SYNTHETIC" in (bundle / "MODEL_CARD.md").read_text()
     text = "".join(p.read_text(errors="ignore") for p in bundle.rglob("*") if p.is_file())
-    ids = pd.read_csv(path)[["lesion_id", "patient_id"]].to_numpy().ravel()
+    ids = pd.read_parquet(path)[["lesion_id", "patient_id"]].to_numpy().ravel()
     assert not [i for i in ids if str(i) in text]
 
 
@@ -103,8 +82,8 @@ def _copy(bundle: Path, tmp_path: Path) -> Path:
     return target
 
 
-def test_changed_missing_and_extra_files_are_refused(trained, tmp_path):
-    _, bundle, _ = trained
+def test_changed_missing_and_extra_files_are_refused(trained_bundle, tmp_path):
+    _, bundle, _ = trained_bundle
     copy = _copy(bundle, tmp_path)
     meta = json.loads((copy / "bundle.json").read_text())
     meta["thresholds"]["rule"]["value"] = 0.01
@@ -120,8 +99,8 @@ def test_changed_missing_and_extra_files_are_refused(trained, tmp_path):
     assert any("notes.txt: not in the manifest" in p for p in problems)
 
 
-def test_other_schema_versions_and_foreign_types_are_refused(trained, tmp_path):
-    _, bundle, _ = trained
+def test_other_schema_versions_and_foreign_types_are_refused(trained_bundle, tmp_path):
+    _, bundle, _ = trained_bundle
     copy = _copy(bundle, tmp_path)
     meta = json.loads((copy / "bundle.json").read_text())
     meta["schema_version"] = SCHEMA_VERSION + 1
@@ -254,15 +233,13 @@ def test_features_not_robust_to_the_mask_are_dropped_in_training(tmp_path):
     pd.DataFrame(rows).to_parquet(tmp_path / "features.perturb.parquet")
     data = read_feature_table(tmp_path / "features.parquet")
     assert data.perturbed is not None
-    metrics = train_from_features(
-        data,
-        tmp_path / "out",
+    spec = make_spec(
         models=("elastic_net",),
-        primary="elastic_net",
-        budget=SMALL,
-        track=False,
-        bundle=tmp_path / "bundle",
+        primary={"model": "elastic_net"},
+        cv=SMALL_CV,
+        bundle={"build": True, "path": str(tmp_path / "bundle")},
     )
+    metrics = train_on(data, spec, tmp_path / "out")
     used = metrics["final_model"]["used_features"]
     assert "t1c__lesion__original_firstorder_Fragile" not in used
     assert "t1c__lesion__original_firstorder_Robust" in used
@@ -296,19 +273,17 @@ def test_combat_harmonised_model_round_trips_and_needs_a_seen_site(tmp_path):
     data = read_feature_table(tmp_path / "features.csv")
     assert list(np.unique(data.sites)) == ["A", "B", "C"]
     assert "site" not in data.X.columns  # never a predictor
-    metrics = train_from_features(
-        data,
-        tmp_path / "out",
+    spec = make_spec(
         models=("elastic_net",),
-        primary="elastic_net",
-        budget=SMALL,
-        track=False,
-        bundle=tmp_path / "bundle",
-        harmonise=True,
+        primary={"model": "elastic_net"},
+        cv=SMALL_CV,
+        bundle={"build": True, "path": str(tmp_path / "bundle")},
+        harmonise="combat",
     )
+    metrics = train_on(data, spec, tmp_path / "out")
     assert metrics["harmonisation"] == "combat by site"
     loaded = load_bundle(tmp_path / "bundle")
-    assert loaded.meta["sites"] == {
+    assert loaded.meta.sites == {
         "A": int((sites == "A").sum()),
         "B": int((sites == "B").sum()),
         "C": int((sites == "C").sum()),
@@ -333,32 +308,62 @@ def test_combat_needs_sites(tmp_path):
     )
     frame.to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(InputError, match="needs each lesion's site"):
-        train_from_features(
-            read_feature_table(tmp_path / "t.csv"),
-            tmp_path / "o",
-            budget=SMALL,
-            track=False,
-            harmonise=True,
+        train_on(
+            read_feature_table(tmp_path / "t.csv"), make_spec(harmonise="combat"), tmp_path / "o"
         )
     frame["site"] = ["A", "", "B", "B"]
     frame.to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(InputError, match="row 3, column site: empty"):
-        train_from_features(
-            read_feature_table(tmp_path / "t.csv"),
-            tmp_path / "o",
-            budget=SMALL,
-            track=False,
-            harmonise=True,
+        train_on(
+            read_feature_table(tmp_path / "t.csv"), make_spec(harmonise="combat"), tmp_path / "o"
         )
 
 
 def test_calls_with_the_indeterminate_zone():
-    from rnclassifier.bundle import ModelBundle
+    from rnclassifier.bundle import BundleMeta, ModelBundle
+    from rnclassifier.bundle.meta import IndeterminateZone, RuleThreshold, Thresholds
 
-    meta = {"thresholds": {"rule": {"value": 0.3}, "indeterminate": {"low": 0.3, "high": 0.7}}}
+    rule = RuleThreshold.model_construct(value=0.3)
+    zone = IndeterminateZone.model_construct(low=0.3, high=0.7)
+    meta = BundleMeta.model_construct(
+        thresholds=Thresholds.model_construct(rule=rule, indeterminate=zone)
+    )
     bundle = ModelBundle(Path(), meta, pipeline=None, calibrator=None)
     calls = bundle.calls(np.array([0.1, 0.3, 0.5, 0.7, 0.9, np.nan]))
     assert calls.tolist() == ["necrosis", "indeterminate", "indeterminate", "tumor", "tumor", ""]
-    del meta["thresholds"]["indeterminate"]  # a bundle written before zones: one threshold
+    # A bundle written before zones: one threshold.
+    meta = BundleMeta.model_construct(thresholds=Thresholds.model_construct(rule=rule))
+    bundle = ModelBundle(Path(), meta, pipeline=None, calibrator=None)
     assert bundle.zone == (0.3, 0.3)
     assert bundle.calls(np.array([0.29, 0.3])).tolist() == ["necrosis", "tumor"]
+
+
+def test_a_bundle_json_that_breaks_the_schema_is_refused_naming_the_key(trained_bundle, tmp_path):
+    _, bundle, _ = trained_bundle
+    copy = _copy(bundle, tmp_path)
+    meta = json.loads((copy / "bundle.json").read_text())
+    meta["thresholds"]["rule"]["value"] = "high"
+    del meta["training"]["prevalence"]
+    meta["surprise"] = 1
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    _rewrite_manifest(copy)
+    with pytest.raises(InputError) as caught:
+        load_bundle(copy)
+    problems = caught.value.problems
+    assert len(problems) == 3
+    assert any(
+        "bundle.thresholds.rule.value: Input should be a valid number" in p for p in problems
+    )
+    assert any("bundle.training.prevalence: missing" in p for p in problems)
+    assert any("bundle.surprise: unknown key" in p for p in problems)
+    assert all(p.startswith(str(copy / "bundle.json")) for p in problems)
+
+
+def test_the_schema_writes_back_what_it_read(trained_bundle):
+    from rnclassifier.bundle import BundleMeta
+
+    _, bundle, _ = trained_bundle
+    document = json.loads((bundle / "bundle.json").read_text())
+    meta = BundleMeta.model_validate(document)
+    assert meta.as_document() == document  # no key added, none lost, values unchanged
+    assert list(meta.thresholds.as_document()) == list(document["thresholds"])

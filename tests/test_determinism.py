@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SMALL_CV, make_spec
 from rnclassifier.bundle import BUNDLE_FILE, MANIFEST_FILE
 from rnclassifier.cli import main
 from rnclassifier.config import LIGHT_EXTRACTION_CONFIG
-from rnclassifier.modeling.nested import Budget
 from rnclassifier.scoring import score_case
-from rnclassifier.training import read_feature_table, train_from_features
-from test_score import case_from_row
+from rnclassifier.training import read_feature_table, train_on
+from test_scoring import case_from_row
 
 
 def files(folder: Path) -> dict[str, bytes]:
@@ -47,17 +47,15 @@ def two_runs(trained, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("determinism")
     data = read_feature_table(trained["folder"] / "features.parquet")
     for jobs in (1, 2):
-        train_from_features(
-            data,
-            folder / f"out{jobs}",
+        spec = make_spec(
             models=("xgboost",),
-            sets=("combined",),
-            budget=Budget(outer_folds=3, repeats=1, inner_folds=2, trials=3, seed=5),
-            jobs=jobs,
-            track=False,
+            feature_sets=("combined",),
+            cv=SMALL_CV,
+            seed=5,
             synthetic=True,
-            bundle=folder / f"bundle{jobs}",
+            bundle={"build": True, "path": str(folder / f"bundle{jobs}")},
         )
+        train_on(data, spec, folder / f"out{jobs}", jobs=jobs)
     return folder
 
 

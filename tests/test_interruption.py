@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import make_spec
 from rnclassifier.config import LIGHT_EXTRACTION_CONFIG
 from rnclassifier.modeling.nested import Budget
 from rnclassifier.synthetic import write_synthetic_cohort
 from rnclassifier.synthetic.presets import SEED
 from rnclassifier.synthetic.sampler import sample_lesions
-from rnclassifier.training import CHECKPOINT_FOLDER, read_feature_table, train_from_features
+from rnclassifier.training import CHECKPOINT_FOLDER, read_feature_table, train_on
 
 CLI = [str(Path(sys.executable).parent / "rnclassifier"), "-v"]
 
@@ -155,15 +156,13 @@ def test_an_interrupted_mlflow_run_is_marked_failed(features, tmp_path, monkeypa
     monkeypatch.setattr(rnclassifier.tracking, "_register", interrupt)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with pytest.raises(KeyboardInterrupt):
-        train_from_features(
-            read_feature_table(features),
-            tmp_path / "out",
+        spec = make_spec(
             models=("xgboost",),
-            budget=Budget(outer_folds=3, repeats=1, inner_folds=2, trials=2),
-            tracking_uri=uri,
-            experiment="interrupted",
-            bundle=tmp_path / "models" / "interrupted",
+            cv={"outer_folds": 3, "repeats": 1, "inner_folds": 2, "trials": 2},
+            tracking={"enabled": True, "uri": uri, "experiment": "interrupted"},
+            bundle={"build": True, "path": str(tmp_path / "models" / "interrupted")},
         )
+        train_on(read_feature_table(features), spec, tmp_path / "out")
     runs = mlflow.MlflowClient(uri).search_runs(
         [mlflow.MlflowClient(uri).get_experiment_by_name("interrupted").experiment_id]
     )

@@ -25,7 +25,6 @@ from rnclassifier.bundle import MANIFEST_FILE, load_bundle
 from rnclassifier.cli import main
 from rnclassifier.errors import InputError
 from rnclassifier.registry import needed_features
-from rnclassifier.scoring import lesion_table
 
 NAME = "registry-test"
 
@@ -35,7 +34,7 @@ def _pick_lesions(bundle, features: pd.DataFrame) -> list[int]:
     two called tumour below 0.5 (where labels at 0.5, the old registered model's answer, would
     say necrosis), and the most distant one (out of distribution when any is)."""
     complete = features[bundle.used_features].notna().all(axis=1).to_numpy()
-    table = lesion_table(bundle, features.reset_index(drop=True))[complete]
+    table = bundle.predict(features.reset_index(drop=True)).table()[complete]
     picked = [int(table["mahalanobis_distance"].idxmax())]
     for _, rows in table.groupby("call"):
         picked += rows.index[:2].tolist()
@@ -180,7 +179,7 @@ def _same_answers(answers: pd.DataFrame, scored: pd.DataFrame) -> None:
 
 def _same_spread(answers: pd.DataFrame, bundle, features: pd.DataFrame) -> None:
     """The CV ensemble's spread as the bundle gives it on the lesions' full feature rows."""
-    expected = lesion_table(bundle, features[bundle.input_features])
+    expected = bundle.predict(features[bundle.input_features]).table()
     for column in ("ensemble_min", "ensemble_max"):
         np.testing.assert_allclose(answers[column], expected[column], rtol=0, atol=1e-12)
 
@@ -306,7 +305,8 @@ def test_a_model_harmonised_by_site_asks_for_the_site(registered):
     from rnclassifier.registry import predict_frame, signature
 
     bundle = registered["bundle"]
-    harmonised = dataclasses.replace(bundle, meta={**bundle.meta, "harmonisation": {"on": 1}})
+    meta = bundle.meta.model_copy(update={"harmonisation": "combat by site"})
+    harmonised = dataclasses.replace(bundle, meta=meta)
     inputs = signature(harmonised).inputs.inputs
     assert [c.name for c in inputs] == [*bundle.input_features, "site"]
     assert inputs[-1].required

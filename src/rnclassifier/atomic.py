@@ -68,9 +68,14 @@ def plain_json(value: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def json_text(document: object) -> str:
+    """The project's JSON: indented, numpy scalars and arrays as plain numbers and lists."""
+    return json.dumps(document, indent=1, default=plain_json) + "\n"
+
+
 def write_json(target: str | os.PathLike[str], document: object) -> Path:
-    """Write JSON atomically; numpy scalars and arrays become plain numbers and lists."""
-    return write_text(target, json.dumps(document, indent=1, default=plain_json) + "\n")
+    """Write JSON atomically (`json_text`)."""
+    return write_text(target, json_text(document))
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:

@@ -198,6 +198,8 @@ def parse_settings(
 
 
 def _describe(error: Any, source: Path, prefix: str) -> str:
+    if not error["loc"] and error["type"] == "value_error":  # a check across keys
+        return f"{source}: {error['msg'].removeprefix('Value error, ')}"
     key = ".".join(str(part) for part in (prefix, *error["loc"]))
     if error["type"] == "extra_forbidden":
         return f"{source}: {key}: unknown key"

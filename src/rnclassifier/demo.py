@@ -11,19 +11,20 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from rnclassifier.cohort import load_cohort
+from rnclassifier.cohort import Cohort, load_cohort
 from rnclassifier.config import LIGHT_EXTRACTION_CONFIG, load_extraction_config
 from rnclassifier.errors import InputError
 from rnclassifier.evaluation import evaluate_predictions, read_predictions
 from rnclassifier.features.api import run_extraction
-from rnclassifier.modeling.nested import Budget
 from rnclassifier.report.html import write_evaluation_report
+from rnclassifier.spec import TrainingSpec
 from rnclassifier.synthetic import write_synthetic_cohort
 from rnclassifier.synthetic.write import SETTINGS_FILE, synthesis_settings
-from rnclassifier.training import read_feature_table, train_from_features
+from rnclassifier.training import read_feature_table, train_on
 from rnclassifier.validation import validate
 
 logger = logging.getLogger(__name__)
@@ -31,25 +32,40 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """Sizes and budget of one demo run."""
+    """Sizes and the training run of one demo."""
 
     lesions: int
     external_lesions: int
-    budget: Budget
-    models: tuple[str, ...] = ("xgboost", "elastic_net", "random_forest")
-    sets: tuple[str, ...] | None = None  # every set the table has
+    spec: TrainingSpec
 
 
+#: Every demo's training: synthetic, its own bundle name and MLflow experiment.
+_DEMO = {
+    "name": "demo-synthetic",
+    "synthetic": True,
+    "tracking": {"experiment": "rnclassifier-demo"},
+}
 #: The seed study's size (82 lesions) and an external cohort; a lighter search than the
 #: default, so that the whole story stays within about 10 minutes on 2 cores.
-FULL = DemoPlan(82, 60, Budget(outer_folds=5, repeats=1, inner_folds=3, trials=10, seed=0))
+FULL = DemoPlan(
+    82,
+    60,
+    TrainingSpec.model_validate(
+        {**_DEMO, "cv": {"outer_folds": 5, "repeats": 1, "inner_folds": 3, "trials": 10}}
+    ),
+)
 #: Every stage on a small scale, for tests (a couple of minutes).
 QUICK = DemoPlan(
     40,
     20,
-    Budget(outer_folds=3, repeats=1, inner_folds=3, trials=4, seed=0),
-    models=("xgboost", "elastic_net"),
-    sets=("clinical", "combined"),
+    TrainingSpec.model_validate(
+        {
+            **_DEMO,
+            "cv": {"outer_folds": 3, "repeats": 1, "inner_folds": 3, "trials": 4},
+            "models": ("xgboost", "elastic_net"),
+            "feature_sets": ("clinical", "combined"),
+        }
+    ),
 )
 BUNDLE_NAME = "demo-synthetic"
 EXTERNAL_SEED = 2026
@@ -69,7 +85,6 @@ def run_demo(
     plan = QUICK if quick else FULL
     config = load_extraction_config(LIGHT_EXTRACTION_CONFIG)
     yield f"config: {config.source.name} valid (fingerprint {config.fingerprint()[:12]})"
-
     cohort_dir = out / "cohort"
     yield _synthesise(cohort_dir, "seed", plan.lesions, 0, force=force, jobs=jobs)
     cohort = load_cohort(cohort_dir / "cohort.csv", require_pathology=True)
@@ -83,26 +98,40 @@ def run_demo(
         progress=progress,
     )
     yield f"extract: {extracted}"
-
-    data = read_feature_table(out / "features.parquet")
-    experiment = out / "experiment"
     bundle = models_dir / BUNDLE_NAME
-    metrics = train_from_features(
-        data,
-        experiment,
-        models=plan.models,
-        sets=plan.sets,
-        budget=plan.budget,
+    spec = plan.spec.with_changes(
+        tracking=_tracking(out), bundle={"path": str(bundle), "overwrite": True}
+    )
+    metrics = train_on(
+        read_feature_table(out / "features.parquet"),
+        spec,
+        out / "experiment",
         jobs=jobs or 2,
-        synthetic=True,
-        tracking_uri=f"sqlite:///{(out / 'mlflow.db').resolve()}",
-        experiment="rnclassifier-demo",
-        artifact_location=(out / "mlartifacts").resolve().as_uri(),
-        bundle=bundle,
-        bundle_name=BUNDLE_NAME,
-        overwrite_bundle=True,
         progress=progress,
     )
+    yield from _training_lines(metrics, out / "experiment")
+    yield _evaluate_against_readers(out, cohort, metrics)
+    yield (
+        f"bundle: {metrics['bundle']} (the primary's final model, model card inside; "
+        f"threshold {metrics['final_model']['threshold']:.2f})"
+    )
+    external_dir = out / "external"
+    yield _synthesise(
+        external_dir, "external", plan.external_lesions, EXTERNAL_SEED, force=force, jobs=jobs
+    )
+    yield _validate_externally(out, external_dir, bundle, metrics, jobs)
+    yield from _score_a_new_case(out, external_dir, bundle)
+    yield f"mlflow: runs and the registered model in {out / 'mlflow.db'}"
+
+
+def _tracking(out: Path) -> dict[str, str]:
+    return {
+        "uri": f"sqlite:///{(out / 'mlflow.db').resolve()}",
+        "artifact_location": (out / "mlartifacts").resolve().as_uri(),
+    }
+
+
+def _training_lines(metrics: dict[str, Any], experiment: Path) -> Iterator[str]:
     for name, entry in metrics["models"].items():
         a = entry["auc"]
         role = "primary" if entry["primary"] else "secondary"
@@ -112,7 +141,10 @@ def run_demo(
         )
     yield f"train: experiment report {experiment / 'report.html'}"
 
-    # The primary model's out-of-fold predictions against pathology and the radiologists.
+
+def _evaluate_against_readers(out: Path, cohort: Cohort, metrics: dict[str, Any]) -> str:
+    """The primary model's out-of-fold predictions against pathology and the radiologists."""
+    experiment = out / "experiment"
     predictions = pd.read_csv(experiment / "predictions.csv")
     reads = cohort.lesions[["lesion_id", "radiologist_read", "radiologist_score"]]
     merged = predictions.merge(reads, on="lesion_id", how="left", validate="one_to_one")
@@ -133,21 +165,17 @@ def run_demo(
     def figure(entry: dict) -> str:
         return f"{entry['estimate']:.2f} (95% CI {entry['ci'][0]:.2f}-{entry['ci'][1]:.2f})"
 
-    yield (
+    return (
         f"evaluate: {report}; at thresholds fixed in each training fold to reach the "
         f"radiologists' sensitivity, on the lesions they read, the model's specificity is "
         f"{figure(model['specificity'])} with sensitivity {figure(model['sensitivity'])}; the "
         f"radiologists' {figure(readers['specificity'])} and {figure(readers['sensitivity'])}"
     )
-    yield (
-        f"bundle: {metrics['bundle']} (the primary's final model, model card inside; "
-        f"threshold {metrics['final_model']['threshold']:.2f})"
-    )
 
-    external_dir = out / "external"
-    yield _synthesise(
-        external_dir, "external", plan.external_lesions, EXTERNAL_SEED, force=force, jobs=jobs
-    )
+
+def _validate_externally(
+    out: Path, external_dir: Path, bundle: Path, metrics: dict[str, Any], jobs: int | None
+) -> str:
     document = validate(
         bundle,
         [external_dir / "cohort.csv"],
@@ -165,7 +193,7 @@ def run_demo(
     internal = metrics["models"][metrics["primary"]["key"]]["auc"]
     drop = internal["estimate"] - auc["estimate"]
     se = sum(((a["high"] - a["low"]) / 3.92) ** 2 for a in (internal, auc)) ** 0.5
-    yield (
+    return (
         f"validate: frozen model on the SYNTHETIC external cohort: AUC {auc['estimate']:.2f} "
         f"(95% CI {auc['low']:.2f}-{auc['high']:.2f}), a drop of {drop:.2f} (95% CI "
         f"{drop - 1.96 * se:.2f} to {drop + 1.96 * se:.2f}) from the nested-CV "
@@ -173,8 +201,6 @@ def run_demo(
         f"{calibration['slope']:.2f}, intercept {calibration['intercept']:.2f}; "
         f"{out / 'validation' / 'report.html'}"
     )
-    yield from _score_a_new_case(out, external_dir, bundle)
-    yield f"mlflow: runs and the registered model in {out / 'mlflow.db'}"
 
 
 def _synthesise(

@@ -18,8 +18,8 @@ its manifest names them). A missing value in a feature a model reads is refused:
 never imputes a lesion's radiomics, and imputes covariates only when asked
 (`--allow-imputation`).
 
-Output: one row per lesion, the columns of `score --cohort` (made by the same function,
-`rnclassifier.scoring.lesion_table`) without the lesion ID and the extraction facts.
+Output: one row per lesion, the columns of `score --cohort` (made by the same method,
+`rnclassifier.bundle.Prediction.table`) without the lesion ID and the extraction facts.
 """
 
 from __future__ import annotations
@@ -127,9 +127,8 @@ class BundleModel(mlflow.pyfunc.PythonModel):
 
 
 def predict_frame(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
-    """`predict` of the registered model on a loaded bundle: checks, then `lesion_table`."""
-    from rnclassifier.scoring import lesion_table
-
+    """`predict` of the registered model on a loaded bundle: checks, then the bundle's
+    `predict`."""
     used = needed_features(bundle)
     problems = [
         f"column {c!r}: missing; the model or its CV ensemble reads this feature"
@@ -151,7 +150,7 @@ def predict_frame(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
         raise InputError(problems)
     features = frame.reindex(columns=bundle.input_features)
     sites = frame[SITE_COLUMN].astype(str).str.strip().tolist() if bundle.harmonised else None
-    table = lesion_table(bundle, features.reset_index(drop=True), sites=sites)
+    table = bundle.predict(features.reset_index(drop=True), sites).table()
     table = table[[name for name, _ in output_columns(bundle)]]
     table.index = frame.index
     return table

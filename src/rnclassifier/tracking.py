@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from rnclassifier.atomic import json_text
 from rnclassifier.version import __version__
 
 DEFAULT_EXPERIMENT = "rnclassifier"
@@ -117,8 +118,9 @@ def log_experiment(
             path = Path(folder) / "predictions_pseudonymised.csv"
             hashed.to_csv(path, index=False)
             mlflow.log_artifact(str(path))
-        for name in ("metrics.json", "report.html"):
-            mlflow.log_artifact(str(out_dir / name))
+        # From memory: the file is written once, after this run's ID is known.
+        mlflow.log_text(json_text(metrics), "metrics.json")
+        mlflow.log_artifact(str(out_dir / "report.html"))
         if bundle is not None:
             mlflow.log_artifacts(str(bundle), artifact_path="bundle")
         if bundle is not None and not metrics["permuted_labels"]:
@@ -158,7 +160,7 @@ def _register(bundle_path: Path, name: str, tags: dict[str, str]) -> None:
         tags={
             "role": "primary",
             "synthetic": tags["synthetic"],
-            "bundle": str(bundle.meta["name"]),
+            "bundle": str(bundle.meta.name),
             "bundle_manifest_sha256": digest,
             "primary": tags["primary"],
         },
@@ -236,8 +238,9 @@ def log_validation(
                 if calibration["slope"] == calibration["slope"]
                 else {f"{key}.n_lesions": metrics["n_lesions"]}
             )
-        for name in ("metrics.json", "report.html"):
-            mlflow.log_artifact(str(out_dir / name))
+        # From memory: the file is written once, after this run's ID is known.
+        mlflow.log_text(json_text(document), "metrics.json")
+        mlflow.log_artifact(str(out_dir / "report.html"))
         if linked:
             name, version = linked.rsplit("/", 1)
             client.set_model_version_tag(name, version, f"validated_by_run_{run.info.run_id}", "1")

@@ -18,9 +18,9 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from rnclassifier.bundle import ModelBundle, load_bundle
 from rnclassifier.cohort import NEGATIVE_CLASS, POSITIVE_CLASS, load_cohort
+from rnclassifier.columns import ColumnKind, columns_of_kind
 from rnclassifier.errors import InputError
 from rnclassifier.evaluation import EvaluationInputs, evaluate_predictions, matched_comparison
-from rnclassifier.features.naming import parse_feature_column
 from rnclassifier.modeling.threshold import Calibrator
 from rnclassifier.scoring import check_manifest, predict_cohort
 from rnclassifier.stats.calibration import calibration_summary
@@ -93,7 +93,7 @@ def _at_stored_thresholds(
     cohort): the indeterminate zone and the radiologist-matched pair, each threshold recorded
     at full precision."""
     low, high = bundle.zone
-    matched = bundle.meta["thresholds"].get("radiologist_matched") or {}
+    matched = bundle.meta.thresholds.radiologist_matched or {}
     out: dict[str, Any] = {
         "thresholds_applied": {
             "rule": bundle.threshold,
@@ -142,9 +142,28 @@ def validate_cohort(
         bundle, cohort, cache_dir=cache_dir, jobs=jobs, allow_failures=allow_failures
     )
     lesions = cohort.lesions.reset_index(drop=True)
+    inputs = _evaluation_inputs(lesions, results["probability"].to_numpy(float))
+    y, p, groups = inputs.y, inputs.score, inputs.groups
+    metrics = evaluate_predictions(inputs, (bundle.threshold,), seed=seed)
+    stored = _at_stored_thresholds(bundle, y, p, groups, inputs.reads, seed)
+    if "radiologist_matched" in stored:  # beside the radiologists, where the report reads it
+        metrics["radiologists"]["prespecified"] = {
+            "source": "the bundle: fixed in training, never on this cohort",
+            **stored.pop("radiologist_matched"),
+        }
+    metrics |= stored
+    metrics["sensitivity_analyses"] = _sensitivity_analyses(lesions, y, p, groups, seed)
+    metrics["subgroups"] = _subgroups(lesions, results, y, p, groups, seed)
+    metrics |= _case_mix_and_shift(bundle, features, results, y, groups)
+    if recalibrate:
+        metrics["recalibrated"] = _recalibrated(y, p, groups, seed)
+    return metrics, inputs, results
+
+
+def _evaluation_inputs(lesions: pd.DataFrame, p: np.ndarray) -> EvaluationInputs:
+    """Pathology, the probabilities and the cohort's own radiologists' reads and scores."""
     y = (lesions["pathology"] == POSITIVE_CLASS).to_numpy(int)
     groups = lesions["patient_id"].astype(str).to_numpy()
-    p = results["probability"].to_numpy(float)
     reads = None
     if "radiologist_read" in lesions:
         reads = lesions["radiologist_read"].map({POSITIVE_CLASS: 1.0, NEGATIVE_CLASS: 0.0})
@@ -152,17 +171,14 @@ def validate_cohort(
     scores = None
     if "radiologist_score" in lesions:
         scores = pd.to_numeric(lesions["radiologist_score"]).astype(float).to_numpy()
-    inputs = EvaluationInputs(y, p, groups, reads, scores, is_probability=True)
-    metrics = evaluate_predictions(inputs, (bundle.threshold,), seed=seed)
-    stored = _at_stored_thresholds(bundle, y, p, groups, reads, seed)
-    if "radiologist_matched" in stored:  # beside the radiologists, where the report reads it
-        metrics["radiologists"]["prespecified"] = {
-            "source": "the bundle: fixed in training, never on this cohort",
-            **stored.pop("radiologist_matched"),
-        }
-    metrics |= stored
+    return EvaluationInputs(y, p, groups, reads, scores, is_probability=True)
 
-    # Sensitivity analyses on the columns the cohort has.
+
+def _sensitivity_analyses(
+    lesions: pd.DataFrame, y: np.ndarray, p: np.ndarray, groups: np.ndarray, seed: int
+) -> dict[str, Any]:
+    """The same figures on the lesions a stricter reference standard keeps (where the cohort
+    has the columns to say which)."""
     sensitivity = {}
     if "reference_standard" in lesions:
         rows = (lesions["reference_standard"] == "pathology").to_numpy()
@@ -174,9 +190,18 @@ def validate_cohort(
         days = pd.to_numeric(lesions["days_scan_to_surgery"]).to_numpy(float)
         rows = np.isfinite(days) & (days <= 30)
         sensitivity["surgery_within_30_days"] = _subgroup(y[rows], p[rows], groups[rows], seed)
-    metrics["sensitivity_analyses"] = sensitivity
+    return sensitivity
 
-    # Subgroups: performance by site, histology, sequences available and lesion size.
+
+def _subgroups(
+    lesions: pd.DataFrame,
+    results: pd.DataFrame,
+    y: np.ndarray,
+    p: np.ndarray,
+    groups: np.ndarray,
+    seed: int,
+) -> dict[str, dict[str, Any]]:
+    """Performance by site, histology, sequences available and lesion size."""
     subgroups: dict[str, dict[str, Any]] = {}
     for column in ("site", "histology"):
         if column in lesions:
@@ -205,45 +230,60 @@ def validate_cohort(
         for low, high in SIZE_BANDS_CC
         if (rows := (volume >= low) & (volume < high)).any()
     }
-    metrics["subgroups"] = subgroups
+    return subgroups
 
-    # Case mix and shift against the training cohort (the bundle's aggregates).
-    clinical = [c for c in features.columns if parse_feature_column(c) is None
-                and c in bundle.meta["table_one"]["all"]["covariates"]]  # fmt: skip
-    metrics["case_mix"] = {
-        "external": table_one(features.reset_index(drop=True), y, groups, clinical),
-        "training": bundle.meta["table_one"],
+
+def _case_mix_and_shift(
+    bundle: ModelBundle,
+    features: pd.DataFrame,
+    results: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+) -> dict[str, Any]:
+    """Case mix and shift against the training cohort (the bundle's aggregates)."""
+    covariates = bundle.meta.table_one["all"]["covariates"]
+    clinical = [
+        c
+        for c in columns_of_kind(features.columns, ColumnKind.CLINICAL, ColumnKind.OTHER)
+        if c in covariates
+    ]
+    return {
+        "case_mix": {
+            "external": table_one(features.reset_index(drop=True), y, groups, clinical),
+            "training": bundle.meta.table_one,
+        },
+        "shift": {
+            "standardised_mean_difference": standardised_mean_differences(
+                bundle.meta.reference.model_dump(), features
+            ),
+            "out_of_distribution_share": float(results["out_of_distribution"].mean()),
+            "n_out_of_distribution": int(results["out_of_distribution"].sum()),
+            # The two reasons apart: an external site is unseen by definition, so the images'
+            # distance is what says whether the model's features still look like its training.
+            "n_beyond_distance_cutoff": int(results["beyond_distance_cutoff"].sum()),
+            "n_site_unseen": int(results["site_unseen"].sum()),
+        },
     }
-    metrics["shift"] = {
-        "standardised_mean_difference": standardised_mean_differences(
-            bundle.meta["reference"], features
-        ),
-        "out_of_distribution_share": float(results["out_of_distribution"].mean()),
-        "n_out_of_distribution": int(results["out_of_distribution"].sum()),
-        # The two reasons apart: an external site is unseen by definition, so the images'
-        # distance is what says whether the model's features still look like its training.
-        "n_beyond_distance_cutoff": int(results["beyond_distance_cutoff"].sum()),
-        "n_site_unseen": int(results["site_unseen"].sum()),
+
+
+def _recalibrated(y: np.ndarray, p: np.ndarray, groups: np.ndarray, seed: int) -> dict[str, Any]:
+    scored = np.isfinite(p)
+    y, p, groups = y[scored], p[scored], groups[scored]
+    deployed, cross_validated, frozen_folds = _recalibration(y, p, groups, seed=seed)
+    recalibrated = deployed.transform(p)
+    return {
+        "method": "logistic recalibration (Platt on logit p, slope >= 0); calibration "
+        "judged by patient-grouped, class-stratified 5-fold cross-validation on this cohort",
+        "parameters": deployed.to_dict(),
+        "auc": auc_interval(y, recalibrated, groups, seed=seed).as_dict(),
+        "calibration": calibration_summary(y, cross_validated),
+        # Folds whose training part held one class: their lesions kept the frozen p.
+        "folds_left_frozen": frozen_folds,
     }
-    if recalibrate:
-        scored = np.isfinite(p)
-        y, p, groups = y[scored], p[scored], groups[scored]
-        deployed, cross_validated, frozen_folds = _recalibration(y, p, groups, seed=seed)
-        recalibrated = deployed.transform(p)
-        metrics["recalibrated"] = {
-            "method": "logistic recalibration (Platt on logit p, slope >= 0); calibration "
-            "judged by patient-grouped, class-stratified 5-fold cross-validation on this cohort",
-            "parameters": deployed.to_dict(),
-            "auc": auc_interval(y, recalibrated, groups, seed=seed).as_dict(),
-            "calibration": calibration_summary(y, cross_validated),
-            # Folds whose training part held one class: their lesions kept the frozen p.
-            "folds_left_frozen": frozen_folds,
-        }
-    return metrics, inputs, results
 
 
 def validate(
-    bundle_path: str | Path,
+    bundle_path: str | Path | ModelBundle,
     cohorts: list[str | Path],
     out: str | Path,
     *,
@@ -258,58 +298,35 @@ def validate(
     tracking_uri: str | None = None,
     experiment: str | None = None,
 ) -> dict[str, Any]:
-    """Validate the frozen bundle on each cohort; write `out/metrics.json`, `out/report.html`
-    and per cohort `out/<name>/report.html` and its per-lesion predictions."""
+    """Validate the frozen bundle (a folder, or one already loaded) on each cohort; write
+    `out/metrics.json`, `out/report.html` and per cohort `out/<name>/predictions.csv`."""
     from rnclassifier.atomic import atomic_file, write_json, write_text
     from rnclassifier.report.validation import render_validation_html
 
-    bundle = load_bundle(bundle_path)
+    bundle = bundle_path if isinstance(bundle_path, ModelBundle) else load_bundle(bundle_path)
     if site_adapt:
         raise InputError(
             "--site-adapt: label-free site adaptation is not supported by this version "
             "(the frozen result and --recalibrate are)"
         )
-    names = _cohort_names(cohorts)
     # Every manifest is checked before any extraction starts.
     for manifest in cohorts:
         check_manifest(bundle, load_cohort(manifest, require_pathology=True))
     out = Path(out)
+    document = _document(bundle)
     sections = {}
-    document: dict[str, Any] = {
-        "model": {
-            "name": bundle.meta["name"],
-            "model": bundle.meta["model"],
-            "feature_set": bundle.meta["feature_set"],
-            "threshold": bundle.threshold,
-            "indeterminate_zone": list(bundle.zone),
-            "training_prevalence": bundle.meta["training"]["prevalence"],
-            "training_auc": bundle.meta["metrics"]["nested_cv_auc"],
-            "synthetic": bundle.meta["synthetic"],
-        },
-        "rnclassifier_version": __version__,
-        "frozen": "features, preprocessing, calibration and threshold from the bundle; "
-        "nothing refitted on the external cohorts",
-        "cohorts": {},
-    }
-    for name, manifest in zip(names, cohorts, strict=True):
+    for name, manifest in zip(_cohort_names(cohorts), cohorts, strict=True):
         metrics, inputs, results = validate_cohort(
-            bundle,
-            manifest,
-            recalibrate=recalibrate,
-            cache_dir=cache_dir,
-            jobs=jobs,
-            seed=seed,
-            allow_failures=allow_failures,
-        )
+            bundle, manifest, recalibrate=recalibrate, cache_dir=cache_dir, jobs=jobs,
+            seed=seed, allow_failures=allow_failures,
+        )  # fmt: skip
         document["cohorts"][name] = metrics
         sections[name] = (metrics, inputs)
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_file(folder / "predictions.csv") as tmp:
+        (out / name).mkdir(parents=True, exist_ok=True)
+        with atomic_file(out / name / "predictions.csv") as tmp:
             results.to_csv(tmp, index=False)
-    is_synthetic = bundle.meta["synthetic"] if synthetic is None else synthetic
+    is_synthetic = bundle.meta.synthetic if synthetic is None else synthetic
     html = render_validation_html(document, sections, synthetic=is_synthetic)
-    write_json(out / "metrics.json", document)
     write_text(out / "report.html", html)
     if track:
         from rnclassifier.tracking import log_validation
@@ -317,13 +334,33 @@ def validate(
         run_id, linked = log_validation(
             out,
             document,
-            data_hash=bundle.meta["training"]["data_sha256"],
+            data_hash=bundle.meta.training.data_sha256,
             tracking_uri=tracking_uri,
-            experiment=experiment or f"{bundle.meta['name']}-validation",
+            experiment=experiment or f"{bundle.meta.name}-validation",
         )
         document["mlflow"] = {"run_id": run_id, "registered_model_version": linked}
-        write_json(out / "metrics.json", document)
+    write_json(out / "metrics.json", document)
     return document
+
+
+def _document(bundle: ModelBundle) -> dict[str, Any]:
+    """metrics.json's frame: the frozen model as the bundle describes it."""
+    return {
+        "model": {
+            "name": bundle.meta.name,
+            "model": bundle.meta.model,
+            "feature_set": bundle.meta.feature_set,
+            "threshold": bundle.threshold,
+            "indeterminate_zone": list(bundle.zone),
+            "training_prevalence": bundle.meta.training.prevalence,
+            "training_auc": bundle.meta.metrics.nested_cv_auc,
+            "synthetic": bundle.meta.synthetic,
+        },
+        "rnclassifier_version": __version__,
+        "frozen": "features, preprocessing, calibration and threshold from the bundle; "
+        "nothing refitted on the external cohorts",
+        "cohorts": {},
+    }
 
 
 def _cohort_names(cohorts: list[str | Path]) -> list[str]:

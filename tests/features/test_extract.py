@@ -16,11 +16,11 @@ import yaml
 
 from rnclassifier.cli import main
 from rnclassifier.cohort import load_cohort
+from rnclassifier.columns import parse_feature_column
 from rnclassifier.config import LIGHT_EXTRACTION_CONFIG, load_extraction_config
 from rnclassifier.errors import InputError
 from rnclassifier.features import extract as extract_module
 from rnclassifier.features.extract import extract_features
-from rnclassifier.features.naming import parse_feature_column
 from rnclassifier.synthetic import write_synthetic_cohort
 from rnclassifier.synthetic.render import MIN_PRIOR_VOLUME_CC
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from rnclassifier.cohort import NON_PREDICTOR_COLUMNS, load_cohort
+from rnclassifier.cohort import load_cohort
+from rnclassifier.columns import NON_PREDICTOR_COLUMNS
 from rnclassifier.config import DEFAULT_EXTRACTION_CONFIG, load_extraction_config
 from rnclassifier.errors import InputError
 from rnclassifier.features.extract import extract_features

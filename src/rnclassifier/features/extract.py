@@ -1,7 +1,7 @@
 """A cohort in, a feature table out: parallel across lesions, cached by content hash.
 
 The table has one row per lesion: `lesion_id`, `patient_id`, `pathology` (when the manifest has
-it), then numeric radiomics columns (`features.naming`), delta columns when prior scans are used,
+it), then numeric radiomics columns (`columns`), delta columns when prior scans are used,
 and clinical columns. A sidecar JSON records settings, library versions, input hashes and
 per-lesion diagnostics, by row position: no identifiers and no DICOM header values.
 """
@@ -22,35 +22,22 @@ import numpy as np
 import pandas as pd
 
 from rnclassifier.atomic import atomic_file
-from rnclassifier.clinical import bed_column_name, first_course_bed
-from rnclassifier.cohort import (
-    BINARY,
-    CARRIED_COLUMNS,
-    CLINICAL_COLUMNS,
-    COLUMNS,
-    PRIOR_SUFFIX,
-    SERIES_SUFFIX,
-    Cohort,
-    Kind,
+from rnclassifier.clinical import bed_column_name
+from rnclassifier.cohort import PRIOR_SUFFIX, SERIES_SUFFIX, Cohort
+from rnclassifier.columns import CARRIED_COLUMNS, GROWTH_COLUMN, encode_clinical, feature_column
+from rnclassifier.config import (
+    DEFAULT_EXTRACTION_CONFIG,
+    ExtractionConfig,
+    load_extraction_config,
 )
-from rnclassifier.config import ExtractionConfig
-from rnclassifier.errors import InputError
+from rnclassifier.errors import InputError, Problem
 from rnclassifier.features.cache import FeatureCache, content_hash
-from rnclassifier.features.naming import feature_column
 from rnclassifier.features.radiomics import ScanInputs, extract_scan, read_scan_mask
 from rnclassifier.version import __version__
 
 logger = logging.getLogger(__name__)
 
 ID_COLUMNS = ("lesion_id", "patient_id")
-#: Clinical covariates that enter the table as numbers as they are (numbers and 0/1 flags) ...
-NUMERIC_CLINICAL = tuple(
-    c
-    for c in CLINICAL_COLUMNS
-    if COLUMNS[c].kind in (Kind.NUMBER, Kind.INTEGER) or COLUMNS[c].vocabulary == BINARY
-)
-#: ... and those one-hot encoded over their fixed vocabularies (fixed in code, nothing fitted).
-CATEGORICAL_CLINICAL = tuple(c for c in CLINICAL_COLUMNS if c not in NUMERIC_CLINICAL)
 
 
 @dataclass(frozen=True)
@@ -103,7 +90,7 @@ def perturb_path(out: Path) -> Path:
 
 def extract_features(
     cohort: Cohort,
-    config: ExtractionConfig,
+    config: ExtractionConfig | str | Path | None = None,
     *,
     jobs: int = 1,
     cache_dir: str | Path | None = None,
@@ -112,7 +99,8 @@ def extract_features(
     scheduler: str | None = None,
     allow_failures: bool = False,
 ) -> FeatureTable:
-    """Extract every lesion's features; raise one `InputError` listing every lesion problem.
+    """Extract every lesion's features with `config` (an extraction config, its file, or None
+    for the default profile); raise one `InputError` listing every lesion problem.
 
     A lesion whose features the config asks for do not all come back (pyradiomics skipped a
     region, class or image type) is a problem too, naming the row and pyradiomics' reason:
@@ -125,6 +113,8 @@ def extract_features(
     `scheduler` (a Dask scheduler address) runs the lesions on a cluster instead of `jobs`
     local processes; the cache is read and written here, on the machine that calls this.
     """
+    if not isinstance(config, ExtractionConfig):  # a config file, or the default profile
+        config = load_extraction_config(config or DEFAULT_EXTRACTION_CONFIG)
     sequences = _sequences(cohort, config)
     use_prior = config.settings.delta and not config.plain
     k = config.settings.perturbations.n if perturb is None else perturb
@@ -140,8 +130,11 @@ def extract_features(
     failures = missing_features(outcomes, [task.row for task in tasks])
     if failures and not allow_failures:
         raise InputError(
-            f"manifest row {row}: {reason}; fix the input, or pass --allow-failures to keep the "
-            "row (NaN features) as a technical failure"
+            Problem(
+                f"{reason}; fix the input, or pass --allow-failures to keep the row (NaN "
+                "features) as a technical failure",
+                row=row,
+            )
             for row, reason in failures.values()
         )
     radiomics = pd.DataFrame([outcome["features"] for outcome in outcomes])
@@ -327,7 +320,7 @@ def _extract_one(task: LesionTask, config: ExtractionConfig) -> dict[str, Any]:
             prior = extract_scan(task.prior, config)
             diagnostics["prior"] = prior.diagnostics
             features.update(_delta(current.values, prior.values))
-            features["delta__lesion__log_volume_growth_per_month"] = _growth(
+            features[GROWTH_COLUMN] = _growth(
                 current.diagnostics["lesion_volume_cc"],
                 prior.diagnostics["lesion_volume_cc"],
                 task.months_between_scans,
@@ -347,7 +340,7 @@ def _extract_one(task: LesionTask, config: ExtractionConfig) -> dict[str, Any]:
                     for line in scan.diagnostics.get("skipped", [])
                 )
     except InputError as exc:
-        return {"problems": [f"manifest row {task.row}: {line}" for line in exc.problems]}
+        return {"problems": [Problem(line, row=task.row) for line in exc.problems]}
     return {"features": features, "diagnostics": diagnostics, "perturbed": perturbed}
 
 
@@ -411,29 +404,11 @@ def _identity(cohort: Cohort) -> pd.DataFrame:
 
 
 def clinical_features(cohort: Cohort, config: ExtractionConfig) -> pd.DataFrame:
-    """Numeric clinical columns: BED per α/β, numeric covariates, one-hot vocabularies.
-
-    A missing value stays missing (NaN, across a one-hot group too), to be imputed inside the
-    training folds. Nothing here is fitted to the data, so it cannot leak.
-    """
+    """The clinical columns (`columns.encode_clinical`); none for a plain pyradiomics config."""
     lesions = cohort.lesions.reset_index(drop=True)
     if config.plain:
         return pd.DataFrame(index=lesions.index)
-    out = pd.DataFrame(index=lesions.index)
-    if "srs_dose_gy" in lesions and "srs_fractions" in lesions:
-        out = out.join(first_course_bed(lesions, config.settings.bed_alpha_betas_gy))
-    for column in NUMERIC_CLINICAL:
-        if column in lesions:
-            out[column] = pd.to_numeric(lesions[column]).astype("float64")
-    for column in CATEGORICAL_CLINICAL:
-        if column not in lesions:
-            continue
-        values = lesions[column]
-        for category in COLUMNS[column].vocabulary:
-            out[f"{column}_{category}"] = np.where(
-                values.isna(), np.nan, (values == category).astype(float)
-            )
-    return out
+    return encode_clinical(lesions, config.settings.bed_alpha_betas_gy)
 
 
 def _sidecar(

@@ -16,12 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rnclassifier.columns import GROWTH_COLUMN, covariates_of, parse_feature_column
 from rnclassifier.config import ExtractionConfig, ExtractionSettings
 from rnclassifier.errors import InputError
-from rnclassifier.features.extract import CATEGORICAL_CLINICAL, NUMERIC_CLINICAL
-from rnclassifier.features.naming import parse_feature_column
-
-GROWTH_COLUMN = "delta__lesion__log_volume_growth_per_month"
 
 #: pyradiomics' image-type names by the prefix of its feature keys.
 IMAGE_TYPES = {
@@ -67,16 +64,10 @@ def requirements(columns: Iterable[str]) -> Requirements:
                 add(prior, parsed.sequence)
         elif column == GROWTH_COLUMN:
             add(prior, "t1c")
-        elif column.startswith("bed_ab"):
-            add(covariates, "srs_dose_gy")
-            add(covariates, "srs_fractions")
-        elif column in NUMERIC_CLINICAL:
-            add(covariates, column)
-        else:
-            base = next((c for c in CATEGORICAL_CLINICAL if column.startswith(f"{c}_")), None)
-            if base is None:
-                raise InputError(f"model feature {column!r}: not one rnclassifier can compute")
-            add(covariates, base)
+        elif not covariates_of(column):
+            raise InputError(f"model feature {column!r}: not one rnclassifier can compute")
+        for covariate in covariates_of(column):
+            add(covariates, covariate)
     if prior and "t1c" not in prior:
         prior.insert(0, "t1c")  # the prior mask is drawn on the prior T1c
     return Requirements(tuple(sequences), tuple(prior), tuple(covariates))

@@ -1,52 +1,42 @@
 """Feature sets, so that a report shows what radiomics adds over clinical facts and size.
 
-Chosen from the feature table's column names (`features.naming`): nothing learned, so the same
-sets in every fold. A table from another tool whose columns follow no rnclassifier naming is one
-set, `all`.
+Chosen from the feature table's column kinds (`rnclassifier.columns`): nothing learned, so the
+same sets in every fold. A table from another tool whose columns follow no rnclassifier naming
+is one set, `all`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rnclassifier.features.naming import parse_feature_column
+from rnclassifier.columns import (
+    BASIC_COVARIATES,
+    GROWTH_COLUMN,
+    VOLUME_COLUMN,
+    ColumnKind,
+    column_kind,
+    covariates_of,
+)
+from rnclassifier.spec import DEFAULT_PRIMARY_SET, FEATURE_SETS, FOREIGN_TABLE_SET
 
-#: Covariates most users have at the scored MRI (issue #6), plus the BED derived from them.
-BASIC_CLINICAL_PREFIXES = (
-    "age_years",
-    "sex_",
-    "histology_",
-    "location_",
-    "prior_wbrt",
-    "srs_dose_gy",
-    "srs_fractions",
-    "months_since_srs",
-    "ptv_cc",
-    "steroids",
-    "bed_ab",
-)
-SIZE_AND_GROWTH = (
-    "t1c__lesion__original_shape_MeshVolume",
-    "delta__lesion__log_volume_growth_per_month",
-)
-#: The order of the report; the default primary is `combined` (current scan + basic covariates).
-FEATURE_SETS = ("clinical", "clinical+size", "radiomics", "combined", "combined+delta")
-DEFAULT_PRIMARY_SET = "combined"
+__all__ = ["DEFAULT_PRIMARY_SET", "FEATURE_SETS", "FOREIGN_TABLE_SET", "feature_sets"]
+
+SIZE_AND_GROWTH = (VOLUME_COLUMN, GROWTH_COLUMN)
 
 
 def feature_sets(columns: Sequence[str]) -> dict[str, list[str]]:
     """Each non-empty feature set's columns, in table order."""
     columns = list(columns)
-    named = [(c, parse_feature_column(c)) for c in columns]
-    if not any(parsed for _, parsed in named):
-        return {"all": columns}
+    kinds = [(c, column_kind(c)) for c in columns]
+    if not any(kind in (ColumnKind.RADIOMICS, ColumnKind.DELTA) for _, kind in kinds):
+        return {FOREIGN_TABLE_SET: columns}
     clinical = [
         c
-        for c, parsed in named
-        if parsed is None and c.startswith(BASIC_CLINICAL_PREFIXES) and c not in SIZE_AND_GROWTH
+        for c, kind in kinds
+        if kind is ColumnKind.CLINICAL and set(covariates_of(c)) <= set(BASIC_COVARIATES)
     ]
-    radiomics = [c for c, parsed in named if parsed is not None and not parsed.delta]
-    delta = [c for c, parsed in named if parsed is not None and parsed.delta]
+    radiomics = [c for c, kind in kinds if kind is ColumnKind.RADIOMICS]
+    delta = [c for c, kind in kinds if kind is ColumnKind.DELTA]
     size = [c for c in SIZE_AND_GROWTH if c in columns]
     sets = {
         "clinical": clinical,

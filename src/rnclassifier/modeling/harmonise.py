@@ -10,9 +10,10 @@ normal (inverse-gamma) prior, whose parameters are estimated from those features
 site with few lesions borrows strength from the other features.
 
 Re-implemented here (about 150 lines of numpy) rather than wrapping the reference `neuroCombat`
-package (PyPI 0.2.12, Fortin's). Its `neuroCombat(...)` runs on numpy 2 / pandas 3 and agrees with
-this class to about 1e-14 (tests/test_harmonise.py keeps its output for a small data set as a
-known answer, for the parametric, non-parametric and no-EB variants), but it only harmonises the
+package (PyPI 0.2.12, Fortin's). Its `neuroCombat(...)` runs on numpy 2 / pandas 3 and agrees
+with this class to about 1e-14 (tests/modeling/test_harmonise.py keeps its output for a small
+data set as a known answer, for the parametric, non-parametric and no-EB variants), but it only
+harmonises the
 data it is fitted on, whereas a fold needs fit-on-training, apply-to-held-out: its
 `neuroCombatFromTraining` is marked "under development" and fails on numpy 2 (`int()` of a
 1-element array). It also cannot take missing values (one NaN makes every feature NaN, through
@@ -34,6 +35,8 @@ import pandas as pd
 from scipy import sparse
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from rnclassifier.columns import ColumnKind, column_kind
 
 #: The parametric EB iteration stops when no site shift or scale changes by more than this
 #: fraction of its previous value, as in `sva::ComBat` (`conv = 0.0001`) and `neuroCombat`.
@@ -60,11 +63,12 @@ class ComBatHarmoniser(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     need it until then, and skops cannot store a Series). With `sites=None` at fit, the step is
     the identity: the pipeline has the same shape with or without harmonisation.
 
-    `columns` names the columns to harmonise; None takes every numeric column whose name has
-    "__" (rnclassifier's `<sequence>__<region>__<feature>` radiomics naming), so clinical
-    covariates (`age_years`, ...) are never touched. `parametric=False` uses the non-parametric
-    EB priors of Johnson 2007 (a likelihood-weighted average over the site's other features),
-    `eb=False` the plain per-site estimates without shrinkage (both as `neuroCombat`).
+    `columns` names the columns to harmonise; None takes every numeric radiomics and delta
+    column (`rnclassifier.columns`), so clinical covariates (`age_years`, ...) and the growth
+    between the scans (a volume ratio, not a scanner's intensity) are never touched.
+    `parametric=False` uses the non-parametric EB priors of Johnson 2007 (a likelihood-weighted
+    average over the site's other features), `eb=False` the plain per-site estimates without
+    shrinkage (both as `neuroCombat`).
 
     Biological covariates: none. ComBat can protect covariates (age, sex, the diagnosis) from
     being removed with the site effect by fitting them in the standardisation model, but the
@@ -214,7 +218,9 @@ class ComBatHarmoniser(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 [
                     j
                     for j, (c, ok) in enumerate(zip(X.columns, numeric, strict=True))
-                    if ok and isinstance(c, str) and "__" in c
+                    if ok
+                    and isinstance(c, str)
+                    and column_kind(c) in (ColumnKind.RADIOMICS, ColumnKind.DELTA)
                 ],
                 dtype=np.int64,
             )

@@ -8,9 +8,6 @@ fold is predicted once by a fresh pipeline built from the fold's best parameters
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +21,18 @@ from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
-from rnclassifier.errors import InputError
 from rnclassifier.modeling.pipeline import SideTables, make_pipeline
+from rnclassifier.modeling.run_identity import (
+    SETTINGS_ATTRIBUTE,
+    Budget,
+    check_checkpoint,
+    claim_study,
+    fold_settings,
+    settings_digest,
+)
 from rnclassifier.modeling.spaces import grid, n_trials, suggest
 from rnclassifier.modeling.threshold import (
     Calibrator,
-    ThresholdRule,
     choose_threshold,
     indeterminate_zone,
     radiologist_matched,
@@ -37,19 +40,6 @@ from rnclassifier.modeling.threshold import (
 from rnclassifier.stats.discrimination import auc
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Budget:
-    """The default fits this machine (2 cores): 5 outer folds x 2 repeats, 3 inner, 30 trials."""
-
-    outer_folds: int = 5
-    repeats: int = 2
-    inner_folds: int = 3
-    trials: int = 30
-    seed: int = 0
-    calibration: str = "platt"
-    threshold_rule: ThresholdRule = field(default_factory=ThresholdRule)
 
 
 @dataclass
@@ -83,63 +73,6 @@ def outer_splits(
         for fold, (train, test) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
             splits.append((repeat, fold, train, test))
     return splits
-
-
-def _sha256(*parts: Any) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        if part is None:
-            digest.update(b"none")
-        elif isinstance(part, pd.DataFrame | pd.Series):
-            digest.update(pd.util.hash_pandas_object(part, index=True).to_numpy().tobytes())
-            digest.update(json.dumps([str(c) for c in getattr(part, "columns", [])]).encode())
-        else:
-            digest.update(np.asarray(part).astype(str).tobytes())
-    return digest.hexdigest()
-
-
-def fold_settings(
-    X: pd.DataFrame,
-    y: np.ndarray,
-    groups: np.ndarray,
-    model: str,
-    budget: Budget,
-    *,
-    side: SideTables | None = None,
-    reads: np.ndarray | None = None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Everything that defines the outer and inner folds and what is fitted in them: the
-    table (values, columns, labels), the patient grouping, the perturbation and site tables,
-    the reads, the CV scheme and budget, the model, the seed, and the caller's `extra` (e.g.
-    the config hash). Optuna studies and checkpoints are keyed by its digest and store it."""
-    side = side or SideTables()
-    settings = {
-        "table_sha256": _sha256(X, np.asarray(y, int)),
-        "groups_sha256": _sha256(np.asarray(groups)),
-        "perturbations_sha256": None if side.perturbed is None else _sha256(side.perturbed),
-        "sites_sha256": None if side.sites is None else _sha256(side.sites.astype(str)),
-        "reads_sha256": None if reads is None else _sha256(np.asarray(reads, float)),
-        "budget": json.loads(json.dumps(dataclasses.asdict(budget), default=str)),
-        "model": model,
-        **(extra or {}),
-    }
-    return settings
-
-
-def settings_digest(settings: dict[str, Any]) -> str:
-    """12 hex digits of the settings' SHA-256: part of every study name and checkpoint."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def describe_storage(url: str) -> str:
-    """The storage URL without its password, for messages."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a database URL
-        return url.split(":", 1)[0]
 
 
 def nested_cv(
@@ -178,22 +111,13 @@ def nested_cv(
                              extra=extra_settings)  # fmt: skip
     study_prefix = f"{study_prefix}/{settings_digest(settings)}"
     if checkpoint is not None:
-        _check_checkpoint(Path(checkpoint), settings)
+        check_checkpoint(Path(checkpoint), settings)
     splits = outer_splits(y, groups, budget)
     saved = [
         Path(checkpoint) / f"repeat-{repeat}-fold-{fold}.joblib" if checkpoint else None
         for repeat, fold, _, _ in splits
     ]
-    done: dict[int, Any] = {}
-    for i, path in enumerate(saved):
-        if path is not None and path.exists():
-            try:
-                done[i] = joblib.load(path)
-            except Exception:  # written by another version, say: refit the fold
-                logger.warning("%s: unreadable checkpoint %s, refitting that fold", model, path)
-    if done:
-        logger.info("%s: %d of %d outer folds resumed from %s", model, len(done), len(splits),
-                    checkpoint)  # fmt: skip
+    done = _resume(saved, model, checkpoint)
     todo = [i for i in range(len(splits)) if i not in done]
     tasks = Parallel(n_jobs=jobs, prefer="processes", return_as="generator")(
         delayed(_outer_fold_saved)(
@@ -227,6 +151,21 @@ def nested_cv(
         folds=[r[1] for r in results],
         fitted=[r[2] for r in results],
     )
+
+
+def _resume(saved: list[Path | None], model: str, checkpoint: str | Path | None) -> dict[int, Any]:
+    """The outer folds a killed run finished (by position), loaded from their checkpoints."""
+    done: dict[int, Any] = {}
+    for i, path in enumerate(saved):
+        if path is not None and path.exists():
+            try:
+                done[i] = joblib.load(path)
+            except Exception:  # written by another version, say: refit the fold
+                logger.warning("%s: unreadable checkpoint %s, refitting that fold", model, path)
+    if done:
+        logger.info("%s: %d of %d outer folds resumed from %s", model, len(done), len(saved),
+                    checkpoint)  # fmt: skip
+    return done
 
 
 @dataclass
@@ -428,7 +367,7 @@ def tune(
         load_if_exists=storage is not None,
     )
     if storage is not None:
-        _claim_study(study, storage, settings or {})
+        claim_study(study, storage, settings or {})
     done = (optuna.trial.TrialState.COMPLETE,)
     remaining = trials - len(study.get_trials(deepcopy=False, states=done))
     if remaining > 0:
@@ -443,44 +382,15 @@ def tune(
     return suggest(model, optuna.trial.FixedTrial(best), X.shape[1])
 
 
-SETTINGS_ATTRIBUTE = "rnclassifier_settings"
-CHECKPOINT_SETTINGS = "settings.json"
-
-
-def _claim_study(study: optuna.Study, storage: str, settings: dict[str, Any]) -> None:
-    """A new study takes the run's settings; an existing one must hold the same."""
-    wanted = json.loads(json.dumps(settings, sort_keys=True, default=str))
-    stored = study.user_attrs.get(SETTINGS_ATTRIBUTE)
-    if stored is None and not study.get_trials(deepcopy=False):
-        study.set_user_attr(SETTINGS_ATTRIBUTE, wanted)
-        return
-    if stored != wanted:
-        differ = sorted(
-            k for k in {*wanted, *(stored or {})} if (stored or {}).get(k) != wanted.get(k)
-        )
-        raise InputError(
-            f"{describe_storage(storage)}: optuna study {study.study_name!r} exists with other "
-            f"settings ({', '.join(differ) if stored else 'none stored'}); refusing to reuse its "
-            "trials: use another --name or another storage"
-        )
-
-
-def _check_checkpoint(folder: Path, settings: dict[str, Any]) -> None:
-    """A checkpoint folder holds the settings it was made with; other settings are refused."""
-    wanted = json.loads(json.dumps(settings, sort_keys=True, default=str))
-    path = folder / CHECKPOINT_SETTINGS
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text())
-        except ValueError:
-            stored = None
-        if stored != wanted:
-            raise InputError(
-                f"{folder}: checkpoint made with other settings; refusing to resume from it "
-                "(delete the folder to start again)"
-            )
-        return
-    from rnclassifier.atomic import write_json
-
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(path, wanted)
+__all__ = [
+    "SETTINGS_ATTRIBUTE",
+    "Budget",
+    "FittedModel",
+    "NestedResult",
+    "final_seed",
+    "fit_tuned",
+    "fold_settings",
+    "nested_cv",
+    "outer_splits",
+    "settings_digest",
+]

@@ -19,8 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from rnclassifier.modeling.harmonise import ComBatHarmoniser
 from rnclassifier.modeling.selection import ICCFilter, MRMRSelector
-
-MODELS = ("xgboost", "elastic_net", "random_forest")
+from rnclassifier.spec import MODELS
 
 
 class CorrelationFilter(TransformerMixin, BaseEstimator):

@@ -25,13 +25,18 @@ from scipy.special import logit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
+from rnclassifier.spec import Threshold
+
+#: The spec's defaults (declared there once).
+_DEFAULT = Threshold()
+
 EPSILON = 1e-6
 
 
 @dataclass(frozen=True)
 class ThresholdRule:
-    kind: str = "sensitivity"  # "sensitivity" or "youden"
-    target: float = 0.95
+    kind: str = _DEFAULT.rule  # "sensitivity" or "youden"
+    target: float = _DEFAULT.target
     #: Necrosis specificity the indeterminate zone's upper end aims at; None: `target`.
     zone_specificity: float | None = None
 

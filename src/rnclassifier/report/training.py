@@ -73,51 +73,11 @@ def tripod_items(
 ) -> list[tuple[str, str]]:
     """The checklist items a reader of a radiomics paper looks for, as (item, text)."""
     budget = metrics["budget"]
-    n_necrosis = n_lesions - n_tumour
-    events = min(n_tumour, n_necrosis)
     primary = metrics["primary"]
-    items = [
-        (
-            "Data source",
-            "SYNTHETIC cohort from rnclassifier synth (not clinical evidence)"
-            if synthetic
-            else "the feature table named in the experiment config (hash in metrics.json)",
-        ),
-        (
-            "Outcome and reference standard",
-            "pathology of the resected lesion: tumour (any viable tumour cells) vs necrosis; "
-            "positive class tumour",
-        ),
-        (
-            "Sample size",
-            f"{n_lesions} lesions of {n_patients} patients; {n_tumour} tumour, "
-            f"{n_necrosis} necrosis"
-            + (
-                f"; {technical_failures} more lesion(s) left out as technical failures of "
-                "feature extraction (features missing)"
-                if technical_failures
-                else ""
-            ),
-        ),
-        (
-            "Events per candidate feature",
-            f"{events} events (the smaller class) over {n_candidates} candidate features of the "
-            f"primary set = {events / max(n_candidates, 1):.2f}",
-        ),
-    ]
+    items = _data_items(synthetic, n_lesions, n_patients, n_tumour, n_candidates,
+                        technical_failures)  # fmt: skip
     if sample_size is not None:
-        items.append(
-            (
-                "Minimum sample size (Riley et al. 2020)",
-                f"{sample_size['n']} lesions ({sample_size['events']:.0f} events) for "
-                f"{sample_size['parameters']} candidate parameters at prevalence "
-                f"{sample_size['prevalence']:.2f}, anticipated C = "
-                f"{sample_size['c_statistic']:.2f} (this run's nested-CV AUC; Cox-Snell R² "
-                f"{sample_size['r2_cs']:.3f}); this cohort has {n_lesions}: "
-                + ("enough" if n_lesions >= sample_size["n"] else "too few, expect overfitting")
-                + ". Feature selection inside the folds does not remove this requirement.",
-            )
-        )
+        items.append(_sample_size_item(sample_size, n_lesions))
     items += [
         (
             "Missing data",
@@ -152,3 +112,58 @@ def tripod_items(
         ("Config", f"SHA-256 {metrics.get('config_sha256') or 'none (command-line run)'}"),
     ]
     return items
+
+
+def _data_items(
+    synthetic: bool,
+    n_lesions: int,
+    n_patients: int,
+    n_tumour: int,
+    n_candidates: int,
+    technical_failures: int,
+) -> list[tuple[str, str]]:
+    """Where the data come from, the outcome, and how many events there are per feature."""
+    n_necrosis = n_lesions - n_tumour
+    events = min(n_tumour, n_necrosis)
+    return [
+        (
+            "Data source",
+            "SYNTHETIC cohort from rnclassifier synth (not clinical evidence)"
+            if synthetic
+            else "the feature table named in the experiment config (hash in metrics.json)",
+        ),
+        (
+            "Outcome and reference standard",
+            "pathology of the resected lesion: tumour (any viable tumour cells) vs necrosis; "
+            "positive class tumour",
+        ),
+        (
+            "Sample size",
+            f"{n_lesions} lesions of {n_patients} patients; {n_tumour} tumour, "
+            f"{n_necrosis} necrosis"
+            + (
+                f"; {technical_failures} more lesion(s) left out as technical failures of "
+                "feature extraction (features missing)"
+                if technical_failures
+                else ""
+            ),
+        ),
+        (
+            "Events per candidate feature",
+            f"{events} events (the smaller class) over {n_candidates} candidate features of the "
+            f"primary set = {events / max(n_candidates, 1):.2f}",
+        ),
+    ]
+
+
+def _sample_size_item(sample_size: dict[str, Any], n_lesions: int) -> tuple[str, str]:
+    return (
+        "Minimum sample size (Riley et al. 2020)",
+        f"{sample_size['n']} lesions ({sample_size['events']:.0f} events) for "
+        f"{sample_size['parameters']} candidate parameters at prevalence "
+        f"{sample_size['prevalence']:.2f}, anticipated C = "
+        f"{sample_size['c_statistic']:.2f} (this run's nested-CV AUC; Cox-Snell R² "
+        f"{sample_size['r2_cs']:.3f}); this cohort has {n_lesions}: "
+        + ("enough" if n_lesions >= sample_size["n"] else "too few, expect overfitting")
+        + ". Feature selection inside the folds does not remove this requirement.",
+    )

@@ -190,7 +190,7 @@ def _choose_sites(preset: Preset, patient: np.ndarray, rng: np.random.Generator)
 
 
 #: The clinical terms of the generator's likelihood, and those a feature table's basic clinical
-#: columns hold (`modeling.feature_sets.BASIC_CLINICAL_PREFIXES`): `immunotherapy` and
+#: columns hold (`columns.BASIC_COVARIATES`): `immunotherapy` and
 #: `her2_tdm1` are in the table but in no feature set.
 CLINICAL_TERMS = (
     "sex",

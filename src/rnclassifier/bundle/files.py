@@ -1,4 +1,4 @@
-"""The model bundle: a self-describing folder that scoring and validation read (DESIGN.md).
+"""The model bundle on disk: write it atomically, verify it, load it (DESIGN.md).
 
 Layout of `models/<name>/`:
   bundle.json       schema version, features, calibrator, thresholds, training prevalence,
@@ -22,26 +22,27 @@ import datetime as dt
 import hashlib
 import json
 import platform
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from rnclassifier.atomic import atomic_directory, plain_json
+from rnclassifier.bundle.meta import (
+    BUNDLE_FILE,
+    CARD_FILE,
+    ENSEMBLE_DIR,
+    MANIFEST_FILE,
+    PIPELINE_FILE,
+    SCHEMA_VERSION,
+    BundleMeta,
+    ModelDescription,
+    parse_meta,
+)
+from rnclassifier.bundle.model import ModelBundle
 from rnclassifier.errors import InputError
 from rnclassifier.modeling.threshold import Calibrator
 from rnclassifier.version import __version__
-
-SCHEMA_VERSION = 1
-BUNDLE_FILE = "bundle.json"
-PIPELINE_FILE = "pipeline.skops"
-ENSEMBLE_DIR = "ensemble"
-CARD_FILE = "MODEL_CARD.md"
-MANIFEST_FILE = "MANIFEST.sha256"
-#: The call between the two thresholds of the indeterminate zone.
-INDETERMINATE = "indeterminate"
 
 #: Types a bundle's skops files may hold beyond skops' own default-trusted set (scikit-learn
 #: estimators, numpy and scipy containers). Anything else is refused before loading.
@@ -57,98 +58,10 @@ TRUSTED_TYPES = (
 )
 
 
-@dataclass
-class ModelBundle:
-    """A loaded, verified bundle: the final model, its calibrator and the CV ensemble."""
-
-    path: Path
-    meta: dict[str, Any]
-    pipeline: Any
-    calibrator: Calibrator
-    ensemble: list[tuple[Any, Calibrator]] = field(default_factory=list)
-
-    @property
-    def input_features(self) -> list[str]:
-        return list(self.meta["features"]["input"])
-
-    @property
-    def used_features(self) -> list[str]:
-        return list(self.meta["features"]["used"])
-
-    @property
-    def threshold(self) -> float:
-        return float(self.meta["thresholds"]["rule"]["value"])
-
-    @property
-    def zone(self) -> tuple[float, float]:
-        """(low, high) of the indeterminate zone fixed in training; a bundle written before
-        zones has none (low = high = the rule's threshold)."""
-        zone = self.meta["thresholds"].get("indeterminate")
-        if zone is None:
-            return self.threshold, self.threshold
-        return float(zone["low"]), float(zone["high"])
-
-    def calls(self, probability: np.ndarray) -> np.ndarray:
-        """'tumor' at or above the zone's high end, 'necrosis' below its low end (the rule's
-        threshold), 'indeterminate' between; '' where there is no probability."""
-        from rnclassifier.cohort import NEGATIVE_CLASS, POSITIVE_CLASS
-
-        p = np.asarray(probability, float)
-        low, high = self.zone
-        calls = np.where(
-            p >= high, POSITIVE_CLASS, np.where(p < low, NEGATIVE_CLASS, INDETERMINATE)
-        )
-        return np.where(np.isnan(p), "", calls).astype(object)
-
-    def frame(self, X: pd.DataFrame) -> pd.DataFrame:
-        """The pipeline's input columns in training order; features the model does not use may
-        be absent (they are imputed and then dropped), used ones may not."""
-        missing = [c for c in self.used_features if c not in X.columns]
-        if missing:
-            raise InputError(f"feature {c!r}: needed by the model but not given" for c in missing)
-        return X.reindex(columns=self.input_features).astype(float)
-
-    def probability(self, X: pd.DataFrame, sites: Any = None) -> np.ndarray:
-        """Calibrated probability of tumour (at the training prevalence). `sites` (one per
-        row) is needed when the model harmonises by site."""
-        frame = self._prepare(self.pipeline, X, sites)
-        return self.calibrator.transform(self.pipeline.predict_proba(frame)[:, 1])
-
-    def ensemble_probabilities(self, X: pd.DataFrame, sites: Any = None) -> np.ndarray:
-        """(cases, members): each outer-fold model's calibrated probability."""
-        return np.column_stack(
-            [
-                c.transform(p.predict_proba(self._prepare(p, X, sites))[:, 1])
-                for p, c in self.ensemble
-            ]
-        )
-
-    @property
-    def harmonised(self) -> bool:
-        return bool(self.meta.get("harmonisation"))
-
-    def _prepare(self, pipeline: Any, X: pd.DataFrame, sites: Any) -> pd.DataFrame:
-        frame = self.frame(X)
-        if not self.harmonised:
-            return frame
-        if sites is None:
-            raise InputError("this model harmonises features by site (ComBat): give the site")
-        sites = [str(s).strip() for s in np.atleast_1d(sites)]
-        unseen = sorted(set(sites) - set(self.meta["sites"] or {}))
-        if unseen:
-            raise InputError(
-                f"site {s!r}: not seen in training; a ComBat-harmonised model cannot score it "
-                f"(seen: {', '.join(self.meta['sites'])})"
-                for s in unseen
-            )
-        pipeline.set_params(combat__sites=pd.Series(sites, index=frame.index))
-        return frame
-
-
 def write_bundle(
     out: str | Path,
     *,
-    meta: dict[str, Any],
+    description: ModelDescription,
     pipeline: Any,
     calibrator: Calibrator,
     ensemble: list[tuple[Any, Calibrator]],
@@ -160,7 +73,7 @@ def write_bundle(
 
     document = {
         "schema_version": SCHEMA_VERSION,
-        **meta,
+        **description.as_document(),
         "calibrator": calibrator.to_dict(),
         "ensemble": [
             {"file": f"{ENSEMBLE_DIR}/{i:02d}.skops", "calibrator": c.to_dict()}
@@ -173,6 +86,7 @@ def write_bundle(
             "versions": _library_versions(),
         },
     }
+    BundleMeta.model_validate(document)  # what is written is what loading accepts
     out = Path(out)
     with atomic_directory(out, overwrite=overwrite) as folder:
         (folder / PIPELINE_FILE).write_bytes(_reproducible_skops(sio.dumps(pipeline)))
@@ -238,8 +152,8 @@ def _reproducible_skops(data: bytes) -> bytes:
 
 
 def verify_bundle(path: str | Path) -> dict[str, Any]:
-    """Check the manifest and the schema version; return bundle.json. Raises InputError with
-    one line per changed, missing or extra file."""
+    """Check the manifest and the schema version; return bundle.json as written. Raises
+    InputError with one line per changed, missing or extra file."""
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{path}: not a model bundle folder")
@@ -284,15 +198,15 @@ def verify_bundle(path: str | Path) -> dict[str, Any]:
 
 
 def load_bundle(path: str | Path) -> ModelBundle:
-    """Verify, then load without running code from the folder."""
+    """Verify, check the schema, then load without running code from the folder."""
     path = Path(path)
-    meta = verify_bundle(path)
+    meta = parse_meta(verify_bundle(path), path / BUNDLE_FILE)
     pipeline = _load_skops(path / PIPELINE_FILE)
     ensemble = [
-        (_load_skops(path / entry["file"]), Calibrator.from_dict(entry["calibrator"]))
-        for entry in meta["ensemble"]
+        (_load_skops(path / entry.file), Calibrator.from_dict(entry.calibrator))
+        for entry in meta.ensemble
     ]
-    return ModelBundle(path, meta, pipeline, Calibrator.from_dict(meta["calibrator"]), ensemble)
+    return ModelBundle(path, meta, pipeline, Calibrator.from_dict(meta.calibrator), ensemble)
 
 
 def _load_skops(path: Path) -> Any:

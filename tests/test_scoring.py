@@ -142,7 +142,7 @@ def test_missing_inputs_are_listed_with_allowed_values(trained):
         score_case(trained["bundle"], case)
     problems = caught.value.problems
     assert "--flair: missing; the model uses features of this sequence" in problems
-    needed = load_bundle(trained["bundle"]).meta["features"]["used"]
+    needed = load_bundle(trained["bundle"]).meta.features.used
     if any(c.startswith("histology_") for c in needed):
         assert any(p.startswith("--clinical histology=VALUE: missing") and "nsclc" in p
                    for p in problems)  # fmt: skip
@@ -228,7 +228,7 @@ def test_out_of_distribution_flag_follows_the_images(trained, tmp_path):
     shifted acquisition mostly are."""
     write_synthetic_cohort(tmp_path / "new", n_lesions=30, seed=77, jobs=2)
     manifest = pd.read_csv(tmp_path / "new" / "cohort.csv", dtype=str)
-    seen = set(load_bundle(trained["bundle"]).meta["sites"] or manifest["site"])
+    seen = set(load_bundle(trained["bundle"]).meta.sites or manifest["site"])
     assert set(manifest["site"]) <= seen
     same = score_cohort(trained["bundle"], tmp_path / "new" / "cohort.csv", tmp_path / "a.csv")
     assert "30 lesions scored" in same
@@ -245,9 +245,34 @@ def test_out_of_distribution_flag_follows_the_images(trained, tmp_path):
     # (shape and clinical features do not see the scanner): most do, and the typical shifted
     # lesion lies beyond the cut-off that about 2.5% of training-like lesions cross.
     assert strange["out_of_distribution"].mean() >= 0.5
-    cutoff = load_bundle(trained["bundle"]).meta["reference"]["cutoff"]
+    cutoff = load_bundle(trained["bundle"]).meta.reference.cutoff
     distance = "mahalanobis_distance"
     assert normal[distance].median() < cutoff < strange[distance].median()
+
+
+def test_case_and_cohort_share_one_out_of_distribution_check(trained, tmp_path):
+    """The case and the cohort path flag a lesion by the bundle's one check (feature distance,
+    unseen site). A sequence given that the model does not read is listed as ignored and raises
+    no flag (it used to, on the case path only, as a `sequences_unseen` reason)."""
+    import shutil
+
+    case = case_from_row(trained, 3)
+    t2 = tmp_path / "t2.nii.gz"
+    shutil.copy(case.images["flair"], t2)
+    case.images["t2"] = str(t2)
+    result = score_case(trained["bundle"], case, cache_dir=tmp_path)
+    flags = result["out_of_distribution"]
+    assert "sequences_unseen" not in flags
+    assert result["input_quality"]["sequences_ignored"] == ["t2"]
+    manifest = trained["folder"] / "cohort" / "row-3.csv"
+    lines = (trained["folder"] / "cohort" / "cohort.csv").read_text().splitlines(True)
+    manifest.write_text(lines[0] + lines[4])
+    score_cohort(trained["bundle"], manifest, tmp_path / "one.csv", cache_dir=tmp_path)
+    row = pd.read_csv(tmp_path / "one.csv").iloc[0]
+    assert bool(row["out_of_distribution"]) == flags["out_of_distribution"]
+    assert row["mahalanobis_distance"] == flags["mahalanobis_distance"]
+    assert bool(row["site_unseen"]) == flags["site_unseen"]
+    assert row["probability"] == result["probability"]
 
 
 def test_series_flags_reach_the_manifest_columns():

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import SMALL_CV, make_spec
 from rnclassifier.cli import main
 from rnclassifier.errors import InputError
 from rnclassifier.modeling.nested import Budget, nested_cv, outer_splits
 from rnclassifier.stats.discrimination import auc
 from rnclassifier.synthetic.presets import SEED
 from rnclassifier.synthetic.sampler import sample_lesions
-from rnclassifier.training import read_feature_table, train_from_features
+from rnclassifier.training import read_feature_table, train_on
 
 SMALL = Budget(outer_folds=3, repeats=1, inner_folds=2, trials=3, seed=0)
 
@@ -143,11 +144,17 @@ def test_feature_table_errors(table, tmp_path):
         read_feature_table(table, group="subject")
 
 
-def test_primary_must_be_among_the_models(table, tmp_path):
-    with pytest.raises(InputError, match="include the primary"):
-        train_from_features(
-            read_feature_table(table), tmp_path, models=("elastic_net",), budget=SMALL
-        )
+def test_primary_must_be_among_the_models(table, tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"primary\.model 'xgboost' is not in models"):
+        make_spec(models=("elastic_net",))
+    code = main(
+        ["train", "--features", str(table), "--out", str(tmp_path), "--model", "elastic_net"]
+    )
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "error: --primary xgboost: not among the models compared (elastic_net); add --model "
+        "xgboost\n"
+    )
 
 
 def test_feature_sets_from_rnclassifier_names():
@@ -183,8 +190,8 @@ def test_feature_sets_from_rnclassifier_names():
 
 def test_unknown_feature_set_is_refused(table, tmp_path):
     with pytest.raises(InputError, match="have no columns in this table"):
-        train_from_features(
-            read_feature_table(table), tmp_path, primary_set="radiomics", budget=SMALL
+        train_on(
+            read_feature_table(table), make_spec(primary={"feature_set": "radiomics"}), tmp_path
         )
 
 
@@ -195,17 +202,19 @@ def test_experiment_is_tracked_in_mlflow_without_identifiers(table, tmp_path, mo
 
     monkeypatch.setenv("RNCLASSIFIER_SALT_FILE", str(tmp_path / "salt"))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    metrics = train_from_features(
-        read_feature_table(table),
-        tmp_path / "out",
+    spec = make_spec(
         models=("xgboost", "elastic_net"),
-        budget=SMALL,
-        tracking_uri=uri,
-        experiment="test",
-        artifact_location=(tmp_path / "artifacts").as_uri(),
+        cv=SMALL_CV,
+        tracking={
+            "enabled": True,
+            "uri": uri,
+            "experiment": "test",
+            "artifact_location": (tmp_path / "artifacts").as_uri(),
+        },
         synthetic=True,
-        bundle=tmp_path / "bundle",
+        bundle={"build": True, "path": str(tmp_path / "bundle")},
     )
+    metrics = train_on(read_feature_table(table), spec, tmp_path / "out")
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("test")
     runs = client.search_runs([experiment.experiment_id])
@@ -370,8 +379,9 @@ def test_technical_failures_are_left_out_and_counted(table, tmp_path):
     assert len(data.y) == len(frame) - 2
     assert frame.loc[3, "lesion_id"] not in set(data.ids)
     out = tmp_path / "experiment"
-    train_from_features(data, out, models=("elastic_net",), primary="elastic_net",
-                        budget=SMALL, track=False, synthetic=True)  # fmt: skip
+    spec = make_spec(models=("elastic_net",), primary={"model": "elastic_net"}, cv=SMALL_CV,
+                     synthetic=True)  # fmt: skip
+    train_on(data, spec, out)
     metrics = json.loads((out / "metrics.json").read_text())
     flow = metrics["primary_evaluation"]["flow"]
     assert flow["lesions"] == len(frame)
@@ -454,10 +464,9 @@ def test_matched_thresholds_are_fixed_without_the_judged_lesions(read_table, mon
 def test_training_reports_matched_points_and_stores_them_in_the_bundle(read_table, tmp_path):
     data = read_feature_table(read_table)
     out, bundle = tmp_path / "experiment", tmp_path / "bundle"
-    metrics = train_from_features(
-        data, out, models=("elastic_net",), primary="elastic_net", budget=SMALL, track=False,
-        synthetic=True, bundle=bundle,
-    )  # fmt: skip
+    spec = make_spec(models=("elastic_net",), primary={"model": "elastic_net"}, cv=SMALL_CV,
+                     synthetic=True, bundle={"build": True, "path": str(bundle)})  # fmt: skip
+    metrics = train_on(data, spec, out)
     entry = metrics["models"]["elastic_net/all"]
     sensitivity = entry["radiologist_matched"]["sensitivity"]
     assert len(sensitivity["folds"]) == 3
@@ -503,10 +512,11 @@ def test_over_confidence_check_agrees_with_new_lesions(tmp_path):
     _latent_table(240, 4).to_csv(train_path, index=False)
     _latent_table(4000, 5).to_csv(new_path, index=False)
     data, new = read_feature_table(train_path), read_feature_table(new_path)
-    budget = Budget(outer_folds=3, repeats=1, inner_folds=3, trials=5, seed=0)
+    cv = {"outer_folds": 3, "repeats": 1, "inner_folds": 3, "trials": 5}
     out, bundle = tmp_path / "experiment", tmp_path / "bundle"
-    metrics = train_from_features(data, out, models=("elastic_net",), primary="elastic_net",
-                                  budget=budget, track=False, bundle=bundle)  # fmt: skip
+    spec = make_spec(models=("elastic_net",), primary={"model": "elastic_net"}, cv=cv,
+                     bundle={"build": True, "path": str(bundle)})  # fmt: skip
+    metrics = train_on(data, spec, out)
     from rnclassifier.bundle import load_bundle
 
     truth = calibration_summary(new.y, load_bundle(bundle).probability(new.X))
