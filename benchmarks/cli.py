@@ -20,7 +20,8 @@ import traceback
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.sections import FULL, QUICK, ROOT, SECTIONS, Plan, log
+from benchmarks.common import FULL, QUICK, ROOT, Plan, log
+from benchmarks.sections import SECTIONS
 
 #: Dependency order: scoring uses the training section's bundle, quality its metrics; quality
 #: (the longest, on the largest cohorts) runs last.

@@ -268,12 +268,22 @@ def _timing_table(timings: list[Timing]) -> str:
     return "\n".join(lines)
 
 
+#: How peak memory and CPU time are measured, under the machine table.
+MEASURES = (
+    "Peak memory: *largest process* is the kernel's exact peak RSS of the single largest "
+    "process of the command (`os.wait4` rusage of that command alone, as `/usr/bin/time -v` "
+    "reports it); *process tree* is the largest sum of RSS over the command and all its "
+    "workers, sampled every 50 ms with psutil (shared pages counted per process: an upper "
+    "bound). *CPU* is user + system seconds of the command and the workers it waited for "
+    "(from the same rusage; Dask workers are not the command's): what other users of the "
+    "machine disturb least."
+)
+
+
 def render(
     sections: list[Section | KeptSection], info: dict[str, Any], command: str, mode: str
 ) -> str:
     """RESULTS.md: the machine, the headline figures, then each section in issue #10's order."""
-    packages = ", ".join(f"{k} {v}" for k, v in info["packages"].items())
-    modified = info["git_modified_files"]
     out = [
         "# Benchmark results",
         "",
@@ -284,6 +294,27 @@ def render(
         "",
         "## Machine",
         "",
+        *_machine_table(info),
+        "",
+        MEASURES,
+        "",
+        "## Headline",
+        "",
+        headline_table(sections),
+        "",
+    ]
+    for number, section in enumerate(_ordered(sections), start=1):
+        if isinstance(section, KeptSection):
+            out += [section.markdown]
+        else:
+            out += _section_markdown(section, number)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _machine_table(info: dict[str, Any]) -> list[str]:
+    """The machine, software and checkout, the load averages and any re-runs."""
+    packages = ", ".join(f"{k} {v}" for k, v in info["packages"].items())
+    return [
         "| | |",
         "|---|---|",
         f"| CPU | {info['cpu']} |",
@@ -292,18 +323,7 @@ def render(
         f"| OS | {info['os']} |",
         f"| Python | {info['python']} |",
         f"| packages | {packages} |",
-        f"| git commit | `{info['git_commit']}`"
-        + (
-            f" ({modified} tracked files modified in the working tree"
-            + "".join(
-                f"{': ' if i == 0 else ', '}`{p}`"
-                for i, p in enumerate(info.get("git_modified_paths", []))
-            )
-            + ")"
-            if modified
-            else ""
-        )
-        + " |",
+        f"| git commit | `{info['git_commit']}`{_modified(info)} |",
         f"| date | {info['date_utc']} |",
         f"| 1-minute load average | {_number(info['load_1min_start'])} at start, "
         f"{_number(info.get('load_1min_end', math.nan))} at end; per section below |",
@@ -314,53 +334,51 @@ def render(
             f"{_number(r.get('load_1min_end', math.nan))} at end (`{r['command']}`) |"
             for r in info.get("reruns", [])
         ),
+    ]
+
+
+def _modified(info: dict[str, Any]) -> str:
+    """' (N tracked files modified in the working tree: `a`, `b`)', or nothing."""
+    modified = info["git_modified_files"]
+    if not modified:
+        return ""
+    paths = "".join(
+        f"{': ' if i == 0 else ', '}`{p}`" for i, p in enumerate(info.get("git_modified_paths", []))
+    )
+    return f" ({modified} tracked files modified in the working tree{paths})"
+
+
+def _section_markdown(section: Section, number: int) -> list[str]:
+    """One section's lines: heading, wall time and load, set-up, then whatever it measured."""
+    index = ORDER.index(section.key) + 1 if section.key in ORDER else number
+    out = [
+        f"## {index}. {section.title}",
         "",
-        "Peak memory: *largest process* is the kernel's exact peak RSS of the single largest "
-        "process of the command (`os.wait4` rusage of that command alone, as `/usr/bin/time -v` "
-        "reports it); *process tree* is the largest sum of RSS over the command and all its "
-        "workers, sampled every 50 ms with psutil (shared pages counted per process: an upper "
-        "bound). *CPU* is user + system seconds of the command and the workers it waited for "
-        "(from the same rusage; Dask workers are not the command's): what other users of the "
-        "machine disturb least.",
+        f"Section wall time {_number(section.seconds / 60, 1)} min; 1-minute load "
+        f"average {_number(section.load[0])} at start, {_number(section.load[1])} at "
+        "end.",
         "",
-        "## Headline",
-        "",
-        headline_table(sections),
+        section.setup,
         "",
     ]
-    for number, section in enumerate(_ordered(sections), start=1):
-        if isinstance(section, KeptSection):
-            out += [section.markdown]
-            continue
-        index = ORDER.index(section.key) + 1 if section.key in ORDER else number
-        out += [
-            f"## {index}. {section.title}",
-            "",
-            f"Section wall time {_number(section.seconds / 60, 1)} min; 1-minute load "
-            f"average {_number(section.load[0])} at start, {_number(section.load[1])} at "
-            "end.",
-            "",
-            section.setup,
-            "",
-        ]
-        if section.error:
-            out += ["**This section failed:**", "", "```", section.error, "```", ""]
-        if section.timings:
-            out += [_timing_table(section.timings), ""]
-        if section.figures:
-            out += ["| figure | value | goal | met |", "|---|---|---|---|"]
-            for f in section.figures:
-                met = {True: "yes", False: "**no**", None: "–"}[f.met]
-                out.append(f"| {f.name} | {_number(f.figure, 3)} | {f.goal} | {met} |")
-            out.append("")
-        for table in section.tables:
-            out += [table, ""]
-        missed = [f for f in section.figures if f.met is False and f.bound]
-        for f in missed:
+    if section.error:
+        out += ["**This section failed:**", "", "```", section.error, "```", ""]
+    if section.timings:
+        out += [_timing_table(section.timings), ""]
+    if section.figures:
+        out += ["| figure | value | goal | met |", "|---|---|---|---|"]
+        for f in section.figures:
+            met = {True: "yes", False: "**no**", None: "–"}[f.met]
+            out.append(f"| {f.name} | {_number(f.figure, 3)} | {f.goal} | {met} |")
+        out.append("")
+    for table in section.tables:
+        out += [table, ""]
+    for f in section.figures:
+        if f.met is False and f.bound:
             out += [f"*{f.name}* misses its goal: {f.bound}", ""]
-        for note in section.notes:
-            out += [note, ""]
-    return "\n".join(out).rstrip() + "\n"
+    for note in section.notes:
+        out += [note, ""]
+    return out
 
 
 def write(

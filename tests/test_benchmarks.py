@@ -92,7 +92,7 @@ def benchmarks_importable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_each_feature_set_is_set_against_its_own_ceiling(benchmarks_importable) -> None:
     """Issue #16: `clinical+size` holds growth, so its ceiling is not the clinical-only one."""
-    from benchmarks.sections import ORACLES, ceiling_of
+    from benchmarks.ceilings import ORACLES, ceiling_of
 
     from rnclassifier.modeling.feature_sets import FEATURE_SETS
 
@@ -104,7 +104,7 @@ def test_each_feature_set_is_set_against_its_own_ceiling(benchmarks_importable) 
 
 def test_auc_drop_interval_bootstraps_both_cohorts(benchmarks_importable) -> None:
     import numpy as np
-    from benchmarks.sections import auc_drop_interval
+    from benchmarks.sections.transportability import auc_drop_interval
 
     rng = np.random.default_rng(0)
 
