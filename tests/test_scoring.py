@@ -158,6 +158,22 @@ def test_imputation_on_request_lists_what_it_filled(trained):
     assert 0 < result["probability"] < 1
 
 
+def test_an_empty_covariate_is_a_missing_one(trained):
+    """As an empty manifest cell: refused, or imputed on request and listed (it used to be
+    imputed silently on the case path); imputed, it scores as the covariate left out does."""
+    bundle = load_bundle(trained["bundle"])
+    covariate = bundle.requirements.covariates[0]
+    case = case_from_row(trained, 0)
+    case.clinical[covariate] = ""
+    with pytest.raises(InputError, match=rf"--clinical {covariate}=VALUE: missing"):
+        score_case(bundle, case)
+    empty = score_case(bundle, case, allow_imputation=True)
+    assert covariate in empty["imputed_covariates"]
+    del case.clinical[covariate]
+    absent = score_case(bundle, case, allow_imputation=True)
+    assert empty["probability"] == absent["probability"]
+
+
 @pytest.mark.parametrize("problem", ["off the image", "empty", "bad value", "changed bundle"])
 def test_bad_input_gives_one_clear_line_and_exit_2(trained, tmp_path, capsys, problem):
     case = case_from_row(trained, 0)

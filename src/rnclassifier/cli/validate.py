@@ -67,6 +67,10 @@ def validate(
         track=not no_mlflow,
         tracking_uri=tracking_uri,
     )
+    _print_summary(document, out)
+
+
+def _print_summary(document: dict, out: Path) -> None:
     for name, metrics in document["cohorts"].items():
         auc = metrics["discrimination"]["auc"]
         cal = metrics["calibration"]

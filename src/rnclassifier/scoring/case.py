@@ -122,7 +122,9 @@ def check_case(
             problems.append("--months-between-scans: missing; the model uses growth rates")
     imputed = []
     for covariate in needs.covariates:
-        if covariate in case.clinical:
+        # An empty value is a missing one, as an empty cell of a manifest is (`check_manifest`):
+        # refused, or imputed by the bundle's imputer only when asked for, and then listed.
+        if str(case.clinical.get(covariate, "")).strip():
             continue
         if allow_imputation:
             imputed.append(covariate)
@@ -257,7 +259,7 @@ def _case_features(
         ) from None
     for column in bundle.input_features:  # the bundle's own imputer fills them
         if set(covariates_of(column)) & set(imputed):
-            features[column] = np.nan
+            features[column] = np.nan  # (an absent covariate has no column: `frame` adds it)
     missing = [c for c in bundle.used_features if c not in features]
     if missing:  # e.g. pyradiomics skipped a region that is too small
         skipped = diagnostics[0].get("current", {}).get("skipped", [])
