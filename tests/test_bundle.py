@@ -66,7 +66,12 @@ def test_bundle_holds_the_contract_and_no_identifiers(trained_bundle):
     assert meta["training"]["prevalence"] == pytest.approx(read_feature_table(path).y.mean())
     assert meta["thresholds"]["rule"]["kind"] == "sensitivity"
     assert meta["shap"]["background_rows"] == 0
-    assert set(meta["reference"]["features"]) == set(meta["features"]["used"])
+    # The distance uses the continuous model features; 0/1 ones are kept as rates.
+    reference = meta["reference"]
+    assert set(reference["features"]) | set(reference["indicator_rates"]) == set(
+        meta["features"]["used"]
+    )
+    assert not set(reference["features"]) & set(reference["indicator_rates"])
     assert meta["reference"]["cutoff"] > 0
     n = len(read_feature_table(path).y)
     assert meta["table_one"]["tumor"]["n_lesions"] + meta["table_one"]["necrosis"]["n_lesions"] == n
