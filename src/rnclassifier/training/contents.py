@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from rnclassifier.bundle import ModelDescription
-from rnclassifier.modeling.nested import NestedResult
+from rnclassifier.modeling.nested import FittedModel, NestedResult
 from rnclassifier.modeling.pipeline import detach_side_tables, used_features
 from rnclassifier.modeling.threshold import ThresholdRule, choose_threshold
 from rnclassifier.training.final import FinalModel
@@ -97,7 +97,7 @@ def describe(
     )
 
 
-def _thresholds(plan: RunPlan, fitted: Any) -> dict[str, Any]:
+def _thresholds(plan: RunPlan, fitted: FittedModel) -> dict[str, Any]:
     """Every threshold fixed in training, at full precision, and what it was fixed on."""
     calibrated_inner = fitted.calibrator.transform(fitted.inner_probability)
     return {
