@@ -165,11 +165,12 @@ def test_an_empty_covariate_is_a_missing_one(trained):
     from rnclassifier.scoring import check_case
 
     case = case_from_row(trained, 0)
-    case.clinical["age_years"] = " "
-    needs = Requirements(("t1c",), (), ("age_years", "sex"))
+    case.clinical["age_years"] = ""
+    needs = Requirements(("t1c",), (), ("age_years",))
     with pytest.raises(InputError, match=r"--clinical age_years=VALUE: missing"):
         check_case(case, needs, allow_imputation=False)
     assert check_case(case, needs, allow_imputation=True)[0] == ["age_years"]
+    case = case_from_row(trained, 0)
     bundle = load_bundle(trained["bundle"])
     # End to end, on a covariate the model reads (not the dose or fractions: with only one of
     # the two, the manifest refuses the row, BED needs both).

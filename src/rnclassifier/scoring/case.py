@@ -124,7 +124,7 @@ def check_case(
     for covariate in needs.covariates:
         # An empty value is a missing one, as an empty cell of a manifest is (`check_manifest`):
         # refused, or imputed by the bundle's imputer only when asked for, and then listed.
-        if str(case.clinical.get(covariate, "")).strip():
+        if case.clinical.get(covariate):
             continue
         if allow_imputation:
             imputed.append(covariate)
