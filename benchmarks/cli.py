@@ -25,7 +25,7 @@ from benchmarks.sections import SECTIONS
 
 #: Dependency order: scoring uses the training section's bundle, quality its metrics; quality
 #: (the longest, on the largest cohorts) runs last.
-RUN_ORDER = ("extraction", "training", "scoring", "scaling", "dask", "quality")
+RUN_ORDER = ("extraction", "training", "scoring", "service", "scaling", "dask", "quality")
 #: Sections too slow for the default run, run only when named with --only (after the others).
 NAMED_SECTIONS = ("transportability",)
 

@@ -41,7 +41,16 @@ PACKAGES = (
 
 #: Issue #10's order of the sections in RESULTS.md (they run in dependency order), then the
 #: named sections that only run when asked for (`--only`), such as issue #16's transportability.
-ORDER = ("extraction", "scoring", "training", "quality", "scaling", "dask", "transportability")
+ORDER = (
+    "extraction",
+    "scoring",
+    "training",
+    "quality",
+    "scaling",
+    "dask",
+    "transportability",
+    "service",
+)
 
 
 @dataclass(frozen=True)

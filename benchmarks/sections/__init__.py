@@ -1,5 +1,5 @@
-"""Issue #10's six benchmarks and issue #16's transportability, one module each, each a `run`
-from a Plan to a Section.
+"""Issue #10's six benchmarks, issue #16's transportability and issue #19's service, one
+module each, each a `run` from a Plan to a Section.
 
 Every measured command is the installed `rnclassifier` or `pyradiomics` CLI run as a child
 process (start-up included, memory isolated), built by `benchmarks.common`; in-process timings
@@ -18,6 +18,7 @@ from benchmarks.sections import (
     quality,
     scaling,
     scoring,
+    service,
     training,
     transportability,
 )
@@ -32,4 +33,5 @@ SECTIONS: dict[str, Callable[[Plan], Section]] = {
     "scaling": scaling.run,
     "dask": dask.run,
     "transportability": transportability.run,
+    "service": service.run,
 }

@@ -20,6 +20,7 @@ from rnclassifier.cli.demo import demo
 from rnclassifier.cli.evaluate import evaluate
 from rnclassifier.cli.extract import extract
 from rnclassifier.cli.score import score
+from rnclassifier.cli.serve import serve
 from rnclassifier.cli.synth import synth
 from rnclassifier.cli.train import train
 from rnclassifier.cli.validate import validate
@@ -60,7 +61,7 @@ def app(debug: bool, verbose: int) -> None:
     root.setLevel(level)
 
 
-for command in (check, synth, extract, train, evaluate, validate, score, demo):
+for command in (check, synth, extract, train, evaluate, validate, score, serve, demo):
     app.add_command(command)
 
 

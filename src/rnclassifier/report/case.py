@@ -64,7 +64,9 @@ def lesion_planes(
     return out
 
 
-def _case_images(case: Any) -> dict[str, dict[str, np.ndarray]]:
+def case_planes(case: Any) -> dict[str, dict[str, np.ndarray]]:
+    """The planes a case report shows, read through the same readers as scoring (small crops:
+    a service keeps them to render the report when it is asked for)."""
     from rnclassifier.features.radiomics import ScanInputs, read_scan_mask
     from rnclassifier.imaging import preprocess
 
@@ -94,7 +96,11 @@ def render_case_html(result: dict[str, Any], planes: dict[str, Any]) -> str:
     return _environment().get_template("case.html.j2").render(result=result, images=images)
 
 
+def case_report_html(result: dict[str, Any], case: Any) -> str:
+    """The report of a scored case; its images are re-read here, through the same readers."""
+    return render_case_html(result, case_planes(case))
+
+
 def write_case_report(path: str | Path, result: dict[str, Any], case: Any) -> Path:
-    """Render and write atomically; the images are re-read here, through the same readers."""
-    html = render_case_html(result, _case_images(case))
-    return write_text(path, html)
+    """Render and write atomically."""
+    return write_text(path, case_report_html(result, case))

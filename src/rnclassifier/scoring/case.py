@@ -270,16 +270,21 @@ def _case_features(
     return features, diagnostics[0].get("current", {})
 
 
+def intended_use(bundle: ModelBundle) -> str:
+    """What a bundle's probability means, for a result, a service's description, a report."""
+    return (
+        "Calibrated probability of tumour progression (vs radiation necrosis) for an "
+        "enlarging brain metastasis after SRS, as in lesions selected for resection, at the "
+        f"training prevalence of {bundle.meta.training.prevalence:.0%} tumour. {RESEARCH_USE}"
+    )
+
+
 def _model_facts(bundle: ModelBundle, prediction: Prediction) -> dict[str, Any]:
     """What the probability means, the call and the thresholds it was made at."""
     training = bundle.meta.training
     low, high = prediction.zone
     return {
-        "intended_use": (
-            "Calibrated probability of tumour progression (vs radiation necrosis) for an "
-            "enlarging brain metastasis after SRS, as in lesions selected for resection, at the "
-            f"training prevalence of {training.prevalence:.0%} tumour. {RESEARCH_USE}"
-        ),
+        "intended_use": intended_use(bundle),
         "training_prevalence": training.prevalence,
         "call": str(prediction.call[0]),
         "threshold": {
