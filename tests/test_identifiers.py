@@ -176,6 +176,8 @@ def outputs(tmp_path_factory) -> Path:
                    "--synthetic", "--name", "planted"], work)  # fmt: skip
     row = manifest.iloc[0]
     base = inputs / "cohort"
+    # Without --dicom-out: its SEG and SR must name the patient and study to be filed with them
+    # (SECURITY.md); tests/test_dicom_results.py checks that they copy nothing more.
     facts = [item for key in CLINICAL if row[key] for item in ("--clinical", f"{key}={row[key]}")]
     _run("score", ["score", "--model", "models/planted", "--t1c", row["t1c"], "--flair",
                    str(base / row["flair"]), "--mask", str(base / row["mask"]), "--brain-mask",

@@ -74,16 +74,25 @@ def _sequence_options(function: Any) -> Any:
     help="result.json (one case) or scores.csv (--cohort).",
 )
 @click.option("--report", type=output_path, help="One-page HTML case report (one case).")
+@click.option(
+    "--dicom-out",
+    type=output_path,
+    help="Folder for a DICOM SEG of the lesion and a DICOM SR of the result, for PACS (one "
+    "case; the t1c must be a DICOM series). They carry the study's patient identifiers.",
+)
 def score(
     model_dir: Path,
     cohort: Path | None,
     out: Path,
     report: Path | None,
+    dicom_out: Path | None,
     **flags: Any,
 ) -> None:
     """Score a lesion on a new follow-up MRI (or every lesion of --cohort) against a model
     bundle: calibrated probability, call, explanation, out-of-distribution flags."""
     if cohort is not None:
+        if dicom_out is not None:
+            raise InputError("--dicom-out: only for one case, not with --cohort")
         _score_cohort(model_dir, cohort, out, report, flags)
         return
     from rnclassifier.atomic import write_json
@@ -93,6 +102,10 @@ def score(
     if flags["allow_failures"]:
         raise InputError("--allow-failures: only with --cohort (one case either scores or fails)")
     case = case_from_flags(flags)
+    if dicom_out is not None:  # before the slow part: a request that cannot be met costs nothing
+        from rnclassifier.scoring.dicom_results import check_dicom_out
+
+        check_dicom_out(case, dicom_out)
     result = score_case(
         model_dir,
         case,
@@ -104,8 +117,13 @@ def score(
         from rnclassifier.report.case import write_case_report
 
         write_case_report(report, result, case)
+    written: list[Path] = []
+    if dicom_out is not None:
+        from rnclassifier.scoring.dicom_results import write_dicom_results
+
+        written = write_dicom_results(result, case, dicom_out)
     write_json(out, result)
-    _print_result(result, out, report)
+    _print_result(result, out, report, written)
 
 
 def _score_cohort(
@@ -139,7 +157,9 @@ def _score_cohort(
     click.echo(summary)
 
 
-def _print_result(result: dict[str, Any], out: Path, report: Path | None) -> None:
+def _print_result(
+    result: dict[str, Any], out: Path, report: Path | None, written: list[Path]
+) -> None:
     click.echo(
         f"probability of tumour {result['probability']:.2f} (calibrated, training prevalence "
         f"{result['training_prevalence']:.0%}); call {result['call']} at threshold "
@@ -147,6 +167,7 @@ def _print_result(result: dict[str, Any], out: Path, report: Path | None) -> Non
         + ("; OUT OF DISTRIBUTION" if result["out_of_distribution"]["out_of_distribution"] else "")
         + f"; {out}"
         + (f", {report}" if report else "")
+        + "".join(f", {path}" for path in written)
     )
     if result["imputed_covariates"]:
         click.echo(f"imputed (bundle's imputer): {', '.join(result['imputed_covariates'])}")

@@ -4,7 +4,8 @@ What lives where (imports go one way: `objects` <- `enhanced` <- `series`, `obje
 
 - `objects`: what the readers share: tolerances, SOP classes, `DicomSeries`, file checks
   (`is_dicom_file`, `dicom_modality`, `read_object`) and the stack geometry check;
-- `series`: `load_series`, finding and choosing the series in a folder;
+- `series`: `load_series`, finding and choosing the series in a folder; `series_datasets`,
+  its headers in slice order (the source images of a derived SEG or SR);
 - `enhanced`: `load_enhanced`, one enhanced (multi-frame) MR object as a series;
 - `masks`: `rtstruct_mask` and `seg_mask`, a lesion mask on a series' grid.
 """
@@ -25,7 +26,7 @@ from rnclassifier.imaging.dicom.objects import (
     dicom_modality,
     is_dicom_file,
 )
-from rnclassifier.imaging.dicom.series import load_series
+from rnclassifier.imaging.dicom.series import load_series, series_datasets
 
 __all__ = [
     "CONTOUR_OUTSIDE_TOLERANCE_PX",
@@ -44,4 +45,5 @@ __all__ = [
     "load_series",
     "rtstruct_mask",
     "seg_mask",
+    "series_datasets",
 ]

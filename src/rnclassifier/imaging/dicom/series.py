@@ -50,9 +50,7 @@ def load_series(
     orientation and pixel spacing.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder (a DICOM series is read from a folder of slices)")
-    chosen = _select_series(folder, _series_in_folder(folder), series, column)
+    chosen = _chosen_series(folder, series, column)
     if chosen.enhanced:
         return load_enhanced(chosen.files[0][0])
     slices = chosen.files
@@ -92,6 +90,29 @@ def load_series(
         frame_of_reference_uid=str(headers[0].get("FrameOfReferenceUID", "")),
         sop_instance_uids=tuple(str(h.get("SOPInstanceUID", "")) for h in headers),
     )
+
+
+def series_datasets(
+    folder: Path, series: str | None = None, *, column: str = "<sequence>_series"
+) -> list[Dataset]:
+    """The headers (no pixel data) of the series `load_series` reads, in its slice order: the
+    source images that a derived object (a DICOM SEG or SR of a result) must reference, frame
+    for frame. An enhanced MR object is one dataset. Same choice and checks as `load_series`.
+    """
+    folder = Path(folder)
+    chosen = _chosen_series(folder, series, column)
+    if chosen.enhanced:
+        return [chosen.files[0][1]]
+    headers = [ds for _, ds in chosen.files]
+    _, order, _ = check_stack(folder, headers)
+    return [headers[i] for i in order]
+
+
+def _chosen_series(folder: Path, series: str | None, column: str) -> _FolderSeries:
+    """The series of `folder` that `series` selects (headers only)."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder (a DICOM series is read from a folder of slices)")
+    return _select_series(folder, _series_in_folder(folder), series, column)
 
 
 @dataclass
