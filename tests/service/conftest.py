@@ -9,14 +9,11 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from service_client import TOKEN
+from .service_client import TOKEN
 
 
 def free_port() -> int:

@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
-from service_client import TOKEN, post_case, row_clinical, row_files
+
+from .service_client import TOKEN, post_case, row_clinical, row_files
 
 CHROMIUM = "/usr/bin/chromium"
 

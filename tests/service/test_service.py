@@ -12,10 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_client import CLIENT_NAME, TOKEN, post_case, row_clinical, row_files
 
 from rnclassifier.bundle import load_bundle
 from rnclassifier.cli import main
+
+from .service_client import CLIENT_NAME, TOKEN, post_case, row_clinical, row_files
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
