@@ -5,6 +5,7 @@ disk or in the log that names a file or a patient."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -194,6 +195,62 @@ def test_twenty_concurrent_requests_are_all_answered_none_mixed_up(service, trai
     assert httpx.get(f"{service['url']}/health").json()["status"] == "ok"
     assert service["process"].poll() is None
     assert list(service["uploads"].iterdir()) == []
+
+
+def test_a_zipped_dicom_series_gets_dicom_results_for_pacs(service, trained, tmp_path):
+    """The T1c as a zipped DICOM series (folder inside, as an archiver writes it): the same
+    answer as the command line on that folder, and a SEG and an SR that read back."""
+    import sys
+    import zipfile
+
+    import numpy as np
+    import pydicom
+    import SimpleITK as sitk
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging"))
+    from dicom_factory import Grid, write_mr_series
+
+    files, clinical = row_files(trained, 3), row_clinical(trained, 3)
+    image = sitk.ReadImage(str(files["t1c"]))
+    grid = Grid(
+        image.GetSize(), image.GetSpacing(), image.GetOrigin(),
+        np.array(image.GetDirection()).reshape(3, 3),
+    )  # fmt: skip
+    volume = np.round(sitk.GetArrayFromImage(image) * 100).astype(np.int16)
+    series = write_mr_series(tmp_path / "T1 POST", volume, grid)
+    archive = tmp_path / "upload.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in series.files:
+            zipped.write(path, f"T1 POST/{path.name}")
+    status, expected, _ = cli_score(trained, {**files, "t1c": series.folder}, clinical, tmp_path)
+    assert status == 0
+    answer = post_case(
+        service, {**files, "t1c": archive}, clinical, fields={"dicom_results": "true"}
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert without_service(body) == expected
+    urls = body["service"]["dicom_results"]
+    assert [u.rsplit("/", 1)[1] for u in urls] == ["lesion_seg.dcm", "result_sr.dcm"]
+    seg, sr = (
+        pydicom.dcmread(io.BytesIO(httpx.get(f"{service['url']}{u}", headers=AUTH).content))
+        for u in urls
+    )
+    assert seg.Modality == "SEG"
+    assert sr.Modality == "SR"
+    source_series = series.datasets()[0].SeriesInstanceUID
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source_series
+    assert round(body["probability"], 6) in _numeric_values(sr)
+    assert list(service["uploads"].iterdir()) == []
+
+
+def _numeric_values(ds) -> list[float]:
+    values = []
+    for item in getattr(ds, "ContentSequence", []):
+        if item.ValueType == "NUM":
+            values.append(float(item.MeasuredValueSequence[0].NumericValue))
+        values += _numeric_values(item)
+    return values
 
 
 def test_the_log_names_no_file_and_no_upload_folder(service):
