@@ -31,9 +31,9 @@ from dicom_factory import (
     FAKE_ACCESSION,
     FAKE_PATIENT_ID,
     FAKE_PATIENT_NAME,
-    Grid,
     edit_dicom,
     fake_uid,
+    grid_of,
     oblique_grid,
     sphere_contours,
     sphere_mask,
@@ -72,15 +72,6 @@ SOURCE_ONLY = {
 PLANTED = (FAKE_PATIENT_NAME, FAKE_PATIENT_ID, FAKE_ACCESSION, "19000101", "FAKE^DOCTOR")
 
 
-def _grid(image: sitk.Image) -> Grid:
-    return Grid(
-        image.GetSize(),
-        image.GetSpacing(),
-        image.GetOrigin(),
-        np.array(image.GetDirection()).reshape(3, 3),
-    )
-
-
 def _plant_source_facts(files: list[Path]) -> None:
     for path in files:
         edit_dicom(path, **SOURCE_ONLY)
@@ -108,7 +99,7 @@ def scored(trained, tmp_path_factory) -> dict:
     base = trained["folder"] / "cohort"
     image = sitk.ReadImage(str(base / row["t1c"]))
     volume = np.round(sitk.GetArrayFromImage(image) * 100).astype(np.int16)
-    series = write_mr_series(folder / "t1c", volume, _grid(image))
+    series = write_mr_series(folder / "t1c", volume, grid_of(image))
     _plant_source_facts(series.files)
     known = [k for k in CLINICAL if isinstance(row[k], str)]
     facts = [a for k in known for a in ("--clinical", f"{k}={row[k]}")]

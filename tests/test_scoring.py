@@ -17,7 +17,14 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "imaging"))
 
-from dicom_factory import FAKE_PATIENT_ID, FAKE_PATIENT_NAME, Grid, write_mr_series, write_rtstruct
+from dicom_factory import (
+    FAKE_PATIENT_ID,
+    FAKE_PATIENT_NAME,
+    Grid,
+    grid_of,
+    write_mr_series,
+    write_rtstruct,
+)
 
 from rnclassifier.bundle import load_bundle
 from rnclassifier.cli import main
@@ -78,15 +85,6 @@ def test_prevalence_shift_is_bayes_rule_on_the_odds(trained):
     assert (q >= high) == (result["call"] == "tumor")
 
 
-def _grid(image: sitk.Image) -> Grid:
-    return Grid(
-        image.GetSize(),
-        image.GetSpacing(),
-        image.GetOrigin(),
-        np.array(image.GetDirection()).reshape(3, 3),
-    )
-
-
 def _contours(mask: sitk.Image, grid: Grid) -> list[tuple[int, np.ndarray]]:
     """Each slice's mask outline at the 0.5 level (what a planning system would store)."""
     array = np.pad(sitk.GetArrayFromImage(mask).astype(float), ((0, 0), (1, 1), (1, 1)))
@@ -108,10 +106,12 @@ def test_the_same_lesion_from_dicom_and_rtstruct_in_a_fresh_process(trained, tmp
     for sequence in ("t1c", "flair"):
         image = sitk.ReadImage(case.images[sequence])
         volume = np.round(sitk.GetArrayFromImage(image)).astype(np.int16)
-        series[sequence] = write_mr_series(tmp_path / sequence, volume, _grid(image), tag=sequence)
+        series[sequence] = write_mr_series(
+            tmp_path / sequence, volume, grid_of(image), tag=sequence
+        )
     mask = sitk.ReadImage(case.mask)
     write_rtstruct(tmp_path / "rtstruct.dcm", series["t1c"],
-                   {"GTV": _contours(mask, _grid(mask))})  # fmt: skip
+                   {"GTV": _contours(mask, grid_of(mask))})  # fmt: skip
     out = tmp_path / "result.json"
     report = tmp_path / "case.html"
     command = [

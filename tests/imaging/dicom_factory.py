@@ -60,6 +60,16 @@ class Grid:
         return self.to_physical(np.array([0.0, 0.0, k]))
 
 
+def grid_of(image: sitk.Image) -> Grid:
+    """The grid of an image, to write it as a DICOM series slice for slice."""
+    return Grid(
+        image.GetSize(),
+        image.GetSpacing(),
+        image.GetOrigin(),
+        np.array(image.GetDirection()).reshape(3, 3),
+    )
+
+
 def rotation(axis: Sequence[float], degrees: float) -> np.ndarray:
     """Rotation matrix about `axis` (Rodrigues' formula)."""
     u = np.asarray(axis, dtype=float) / np.linalg.norm(axis)

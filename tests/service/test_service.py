@@ -208,14 +208,11 @@ def test_a_zipped_dicom_series_gets_dicom_results_for_pacs(service, trained, tmp
     import SimpleITK as sitk
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging"))
-    from dicom_factory import Grid, write_mr_series
+    from dicom_factory import grid_of, write_mr_series
 
     files, clinical = row_files(trained, 3), row_clinical(trained, 3)
     image = sitk.ReadImage(str(files["t1c"]))
-    grid = Grid(
-        image.GetSize(), image.GetSpacing(), image.GetOrigin(),
-        np.array(image.GetDirection()).reshape(3, 3),
-    )  # fmt: skip
+    grid = grid_of(image)
     volume = np.round(sitk.GetArrayFromImage(image) * 100).astype(np.int16)
     series = write_mr_series(tmp_path / "T1 POST", volume, grid)
     archive = tmp_path / "upload.zip"
