@@ -40,6 +40,8 @@ class DataSettings(_Strict):
     cohort: str | None = Field(None, description="cohort manifest (then extraction runs first)")
     extraction: str | None = Field(None, description="extraction config for `cohort`")
     label: str = "pathology"
+    #: For labels of two other values (say "codeleted" / "intact"): the one read as 1.
+    positive_label: str | None = None
     group: str = "patient_id"
     id: str = "lesion_id"
     site: str = "site"

@@ -24,8 +24,9 @@ from rnclassifier.spec import CrossValidation, DataSettings, Primary, Threshold,
 
 #: Flags that declare the experiment: with --config, the config declares them instead.
 DECLARING = (
-    "id_column", "group", "label", "models", "primary", "outer_folds", "repeats", "inner_folds",
-    "trials", "seed", "sets", "primary_set", "calibration", "threshold_rule",
+    "id_column", "group", "label", "positive_label", "models", "primary", "outer_folds",
+    "repeats", "inner_folds", "trials", "seed", "sets", "primary_set", "calibration",
+    "threshold_rule",
     "sensitivity_target", "indeterminate_specificity", "permute_labels", "noise_alarm",
     "synthetic", "name",
 )  # fmt: skip
@@ -43,6 +44,11 @@ data_options = group(
         default=default(DataSettings, "label"),
         show_default=True,
         help="tumor / necrosis or 1 / 0 (1 = tumour).",
+    ),
+    click.option(
+        "--positive-label",
+        default=None,
+        help="For labels of two other values: the one that means the positive class (1).",
     ),
 )
 
@@ -264,6 +270,7 @@ def _from_flags(options: dict[str, Any]) -> TrainingSpec:
             "data": {
                 "features": str(options["features"]),
                 "label": options["label"],
+                "positive_label": options["positive_label"],
                 "group": options["group"],
                 "id": options["id_column"],
             },

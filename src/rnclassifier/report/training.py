@@ -70,6 +70,7 @@ def tripod_items(
     sample_size: dict[str, Any] | None,
     synthetic: bool,
     technical_failures: int = 0,
+    cleaning: list[str] | None = None,
 ) -> list[tuple[str, str]]:
     """The checklist items a reader of a radiomics paper looks for, as (item, text)."""
     budget = metrics["budget"]
@@ -84,6 +85,10 @@ def tripod_items(
             f"{missing['n_features_with_missing']} of {missing['n_features']} candidate features "
             f"have missing values (at most {missing['max_fraction']:.0%} of lesions); median "
             "imputation fitted inside each training fold",
+        ),
+        (
+            "Table as read",
+            "; ".join(cleaning) if cleaning else "nothing dropped or changed on reading",
         ),
         (
             "Validation scheme",

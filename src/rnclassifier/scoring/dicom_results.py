@@ -73,8 +73,7 @@ _GEOMETRY_ATTRIBUTES = (
 )
 _SERIES_FLAG = "--t1c-series"
 _NOT_A_SERIES = (
-    "--dicom-out: needs --t1c to be a DICOM series (a folder, or a study folder with "
-    "--t1c-series)"
+    "--dicom-out: needs --t1c to be a DICOM series (a folder, or a study folder with --t1c-series)"
 )
 SERIES_DESCRIPTION = "rnclassifier (research use only)"
 _CALLS = {
@@ -322,9 +321,7 @@ def _lesion_group(
             sop_class_uid=seg.SOPClassUID,
             sop_instance_uid=seg.SOPInstanceUID,
             segment_number=1,
-            source_series=hd.sr.SourceSeriesForSegmentation(
-                str(sources[0].SeriesInstanceUID)
-            ),
+            source_series=hd.sr.SourceSeriesForSegmentation(str(sources[0].SeriesInstanceUID)),
         ),
         finding_type=codes.SCT.Lesion,
         finding_sites=[hd.sr.FindingSite(codes.SCT.Brain)],

@@ -48,7 +48,12 @@ def train(
     else:
         table = Path(data.features)
     features = read_feature_table(
-        table, label=data.label, group=data.group, id_column=data.id, site=data.site
+        table,
+        label=data.label,
+        group=data.group,
+        id_column=data.id,
+        site=data.site,
+        positive_label=data.positive_label,
     )
     return train_on(features, spec, out, jobs=jobs, progress=progress, table=table)
 

@@ -84,6 +84,7 @@ def metrics_document(
         "permuted_labels": plan.permuted,
         "budget": dataclasses.asdict(plan.budget),
         "harmonisation": "combat by site" if plan.harmonise else None,
+        "table_cleaning": dataclasses.asdict(data.cleaning),
         # The backend only: a database URL can hold a password.
         "optuna_storage": storage.split(":", 1)[0] if storage else "in-memory",
         "models": comparison.models,
@@ -106,6 +107,7 @@ def _tripod(data: FeatureData, plan: RunPlan, metrics: dict[str, Any]) -> Any:
     return tripod_items(
         metrics,
         technical_failures=data.technical_failures,
+        cleaning=data.cleaning.lines(),
         n_lesions=len(y),
         n_patients=len(np.unique(data.groups)),
         n_tumour=int(y.sum()),

@@ -1,7 +1,14 @@
 """A feature table in: any tool's (ID, group, label, numeric features), or rnclassifier's own
 with its extraction sidecar, mask perturbations and the columns carried beside the features.
 Reserved columns (site, radiologist reads and scores, pathology detail, reference standard,
-days to surgery) are never features."""
+days to surgery) are never features.
+
+Real tables are untidy; what reading does about it (`TableCleaning`, counted in the report):
+pyradiomics' batch output keeps its `diagnostics_*` columns and the batch input's Image / Mask /
+Label / Label_channel columns, dropped; +-inf values become missing (imputed inside each
+training fold, like any missing value); constant and all-missing columns are counted and left
+to the fold pipeline, which drops them. IDs are text as written ("007" stays "007"). A column
+name written twice, a blank ID and labels that are not two classes are errors."""
 
 from __future__ import annotations
 
@@ -23,7 +30,47 @@ from rnclassifier.modeling.pipeline import SideTables
 logger = logging.getLogger(__name__)
 
 #: Labels read as tumour (1) and necrosis (0), after stripping and lower-casing.
-LABELS = {POSITIVE_CLASS: 1, NEGATIVE_CLASS: 0, "1": 1, "0": 0, "1.0": 1, "0.0": 0}
+LABELS = {POSITIVE_CLASS: 1, NEGATIVE_CLASS: 0, "1": 1, "0": 0, "1.0": 1, "0.0": 0, "true": 1,
+          "false": 0}  # fmt: skip
+#: pyradiomics' batch output: per-case diagnostics (text, versions, hashes), not features.
+DIAGNOSTICS_PREFIX = "diagnostics_"
+#: The batch input's own columns, which pyradiomics copies into its output.
+PYRADIOMICS_INPUT_COLUMNS = ("Image", "Mask", "Label", "Label_channel")
+
+
+@dataclass(frozen=True)
+class TableCleaning:
+    """What reading the table changed or found, each with a count: the report states it."""
+
+    pyradiomics_columns_dropped: int = 0  # diagnostics_* and the batch input's columns
+    infinite_values: int = 0  # set to missing
+    infinite_columns: int = 0
+    constant_columns: int = 0  # carry no information; each fold's pipeline drops them
+    empty_columns: int = 0  # all missing; likewise
+
+    def lines(self) -> list[str]:
+        """One sentence per thing done or found (none for a tidy table)."""
+        lines = []
+        if self.pyradiomics_columns_dropped:
+            lines.append(
+                f"{self.pyradiomics_columns_dropped} pyradiomics diagnostics / batch-input "
+                "column(s) dropped (not features)"
+            )
+        if self.infinite_values:
+            lines.append(
+                f"{self.infinite_values} infinite value(s) in {self.infinite_columns} column(s) "
+                "read as missing (imputed inside each training fold)"
+            )
+        if self.constant_columns:
+            lines.append(
+                f"{self.constant_columns} constant column(s): no information, dropped by the "
+                "fold pipeline"
+            )
+        if self.empty_columns:
+            lines.append(
+                f"{self.empty_columns} column(s) with no value at all: dropped by the fold pipeline"
+            )
+        return lines
 
 
 @dataclass(frozen=True)
@@ -45,6 +92,7 @@ class FeatureData:
     #: table has them: never predictors; they fix the thresholds matched to the radiologists.
     reads: np.ndarray | None = None
     radiologist_score: np.ndarray | None = None
+    cleaning: TableCleaning = TableCleaning()
 
     def side_tables(self, *, harmonise: bool) -> SideTables:
         """What the fold pipelines look up by lesion ID; sites only when harmonising."""
@@ -64,21 +112,20 @@ def read_feature_table(
     group: str = "patient_id",
     id_column: str = "lesion_id",
     site: str = "site",
+    positive_label: str | None = None,
 ) -> FeatureData:
     """A feature table from any tool: ID, group, label, numeric features; any other
-    non-numeric column is an error naming it."""
+    non-numeric column is an error naming it. `positive_label` names the label value read as
+    1 (tumour) when the labels are two other strings; the other value is 0."""
     path = Path(path)
     table = _read(path, (id_column, group, label))
     provenance = _provenance(path)
     failed = _technical_failures(path, table, provenance)
     table = table.drop(index=failed)  # the index keeps the file's row positions for messages
-    y = table[label].astype(str).str.strip().str.lower().map(LABELS)
-    problems = [
-        f"{path}: row {i + 2}, column {label}: {v!r} is not tumor / necrosis / 1 / 0"
-        for i, v in table[label].items()
-        if pd.isna(y.loc[i])
-    ]
-    features = table.drop(columns=[id_column, group, label])
+    y, problems = _labels(path, table[label], label, positive_label)
+    problems += _blank_ids(path, table, dict.fromkeys((id_column, group)))
+    features = table.drop(columns=list(dict.fromkeys((id_column, group, label))))
+    features, dropped = _drop_pyradiomics_columns(features)
     sites = _sites(features.pop(site)) if site in features else None
     reserved = {c: features.pop(c) for c in NON_PREDICTOR_COLUMNS if c in features}
     reads, scores, problems = _radiologists(path, table, reserved, problems)
@@ -94,13 +141,14 @@ def read_feature_table(
     if features.shape[1] == 0:
         raise InputError(f"{path}: no feature columns")
     perturbed = _perturbed(path, id_column)
-    ids = _unique_ids(path, table[id_column].astype(str), id_column)
+    ids = _unique_ids(path, table[id_column].astype(str).str.strip(), id_column)
     # Indexed by lesion ID: the ICC filter finds each training lesion's perturbations by it.
     features.index = pd.Index(ids.to_numpy(), name=id_column)
+    features, cleaning = _clean_values(path, features.astype(float), dropped)
     return FeatureData(
-        features.astype(float),
+        features,
         y.to_numpy(int),
-        table[group].astype(str).to_numpy(),
+        table[group].astype(str).str.strip().to_numpy(),
         ids.to_numpy(),
         provenance,
         perturbed,
@@ -108,20 +156,115 @@ def read_feature_table(
         technical_failures=len(failed),
         reads=reads,
         radiologist_score=scores,
+        cleaning=cleaning,
     )
 
 
+def _labels(
+    path: Path, column: pd.Series, label: str, positive_label: str | None
+) -> tuple[pd.Series, list[str]]:
+    """Labels as 1 / 0 (NaN where unreadable) and one line per problem."""
+    text = column.astype(str).str.strip()
+    text = text.where(column.notna(), "")
+    if positive_label is not None:
+        values = sorted(set(text) - {""})
+        others = [v for v in values if v != positive_label]
+        if positive_label not in values or len(others) != 1:
+            return text.map(lambda _: np.nan), [
+                f"{path}: column {label}: --positive-label {positive_label!r} needs two label "
+                f"values, it and one other (found: {', '.join(map(repr, values[:10]))})"
+            ]
+        y = text.map({positive_label: 1, others[0]: 0})
+    else:
+        y = text.str.lower().map(LABELS)
+        values = sorted(set(text) - {""})
+        if len(values) == 2 and y[text != ""].isna().any():  # two classes, named another way
+            return y, [
+                f"{path}: column {label}: labels {values[0]!r} and {values[1]!r} are not "
+                "tumor / necrosis / 1 / 0; name the positive class with --positive-label "
+                "(data.positive_label in an experiment config)"
+            ]
+    expected = "tumor / necrosis / 1 / 0" if positive_label is None else "one of the two labels"
+    return y, [
+        f"{path}: row {i + 2}, column {label}: {column.loc[i]!r} is not {expected}"
+        for i in y.index[y.isna()]
+    ]
+
+
+def _blank_ids(path: Path, table: pd.DataFrame, columns: dict[str, None]) -> list[str]:
+    return [
+        f"{path}: row {i + 2}, column {c}: empty"
+        for c in columns
+        for i, v in table[c].items()
+        if pd.isna(v) or not str(v).strip()
+    ]
+
+
+def _drop_pyradiomics_columns(features: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """pyradiomics' batch output minus its diagnostics and the batch input's columns (only
+    when the diagnostics are there: elsewhere `Label` may be someone's feature)."""
+    diagnostics = [c for c in features if str(c).startswith(DIAGNOSTICS_PREFIX)]
+    if not diagnostics:
+        return features, 0
+    drop = diagnostics + [c for c in PYRADIOMICS_INPUT_COLUMNS if c in features]
+    return features.drop(columns=drop), len(drop)
+
+
+def _clean_values(
+    path: Path, features: pd.DataFrame, pyradiomics_dropped: int
+) -> tuple[pd.DataFrame, TableCleaning]:
+    """+-inf read as missing; constant and empty columns counted (the fold pipeline drops
+    them: a step fitted on the training rows, so nothing is decided here on all lesions)."""
+    infinite = np.isinf(features.to_numpy())
+    if infinite.any():
+        features = features.mask(infinite)
+    empty = features.isna().all()
+    constant = (features.nunique(dropna=True) <= 1) & ~empty
+    cleaning = TableCleaning(
+        pyradiomics_columns_dropped=pyradiomics_dropped,
+        infinite_values=int(infinite.sum()),
+        infinite_columns=int(infinite.any(axis=0).sum()),
+        constant_columns=int(constant.sum()),
+        empty_columns=int(empty.sum()),
+    )
+    for line in cleaning.lines():
+        logger.warning("%s: %s", path, line)
+    return features, cleaning
+
+
 def _read(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
+    """The table as written; the ID and group columns of a CSV as text."""
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
-        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        if path.suffix == ".parquet":
+            table = pd.read_parquet(path)
+        else:
+            _check_header(path)
+            table = pd.read_csv(path, dtype=dict.fromkeys(needed[:2], str))
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(f"{path}: not a readable feature table ({type(exc).__name__})") from None
     missing = [c for c in needed if c not in table]
     if missing:
         raise InputError(f"{path}: missing column {c!r}" for c in missing)
     return table
+
+
+def _check_header(path: Path) -> None:
+    """A column name written twice is an error: pandas would silently rename the second."""
+    names = list(pd.read_csv(path, header=None, nrows=1).iloc[0].astype(str))
+    seen: dict[str, list[int]] = {}
+    for position, name in enumerate(names, start=1):
+        seen.setdefault(name, []).append(position)
+    twice = {n: p for n, p in seen.items() if len(p) > 1}
+    if twice:
+        raise InputError(
+            f"{path}: column {name!r} appears {len(p)} times (columns "
+            f"{', '.join(map(str, p))}); each column needs its own name"
+            for name, p in twice.items()
+        )
 
 
 def _provenance(path: Path) -> dict[str, Any] | None:
