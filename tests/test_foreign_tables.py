@@ -173,3 +173,32 @@ def test_public_tables_read_as_they_come(table, rows, features):
     assert set(data.y) == {0, 1}
     assert all(isinstance(i, str) for i in data.ids)  # OcanaTienda2023's IDs are integers
     assert data.cleaning.lines() == []
+
+
+STUDY = Path(__file__).resolve().parents[1] / "experiments" / "public-tables"
+
+
+@pytest.mark.parametrize("config", sorted(STUDY.glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_study_reads_each_table_from_the_shared_folder(config):
+    from rnclassifier.spec import load_experiment
+
+    spec = load_experiment(config)
+    table = Path(spec.data.features).resolve()
+    assert table == PUBLIC_TABLES / f"{config.stem}.csv.gz"  # never a copy in the checkout
+    assert (spec.data.id, spec.data.group, spec.data.label) == ("ID", "ID", "Target")
+    assert not spec.bundle.build
+
+
+def test_the_study_without_the_shared_folder_fails_with_one_line(tmp_path, capsys):
+    from rnclassifier.cli import main
+
+    moved = tmp_path / "experiments" / "public-tables"
+    moved.mkdir(parents=True)
+    config = moved / "Song2020.yaml"
+    config.write_text((STUDY / "Song2020.yaml").read_text())
+    code = main(["train", "--config", str(config), "--no-mlflow"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path.parent / 'shared' / 'public-tables'}: folder not found "
+                   "(it should hold Song2020.csv.gz)"]  # fmt: skip
+    assert not (moved / "results").exists()

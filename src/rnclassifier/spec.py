@@ -10,6 +10,7 @@ results (`config_sha256`).
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -171,5 +172,5 @@ def load_experiment(path: str | Path) -> TrainingSpec:
     if data is not None:
         for key in ("features", "cohort", "extraction"):
             if data[key] is not None:
-                data[key] = str(base / data[key])
+                data[key] = os.path.normpath(base / data[key])  # no "..": messages name it
     return spec.with_changes(data=data, config_sha256=hashlib.sha256(path.read_bytes()).hexdigest())

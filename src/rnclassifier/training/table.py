@@ -234,6 +234,8 @@ def _clean_values(
 
 def _read(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
     """The table as written; the ID and group columns of a CSV as text."""
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent}: folder not found (it should hold {path.name})")
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
