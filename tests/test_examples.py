@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 import rnclassifier
 
@@ -30,6 +31,7 @@ def test_the_public_api_is_the_documented_one():
     assert callable(rnclassifier.validate)
 
 
+@pytest.mark.slow  # ~4 min: the demo's stages again, through the notebook (test_demo runs them)
 def test_the_notebook_example_runs_end_to_end(tmp_path):
     spec = importlib.util.spec_from_file_location("notebook_workflow", EXAMPLE)
     module = importlib.util.module_from_spec(spec)

@@ -249,6 +249,7 @@ def _shift_acquisition(source: Path, target: Path, manifest: pd.DataFrame) -> Pa
     return target / "cohort.csv"
 
 
+@pytest.mark.slow  # ~5 min: a shifted cohort synthesised and extracted for two cases
 def test_out_of_distribution_flag_follows_the_images(trained, tmp_path):
     """New in-distribution lesions are rarely flagged; the same lesions through a strongly
     shifted acquisition mostly are."""
