@@ -70,6 +70,31 @@ def test_pure_noise_features_give_chance(table):
     assert abs(auc(data.y, result.mean_probability(len(data.y))) - 0.5) < 0.1
 
 
+def test_the_plain_logistic_baseline_uses_every_feature_and_tunes_only_c(table):
+    """The study's plain baseline (#20): L2 logistic regression on all columns inside the same
+    nested CV; asked for, never compared by default."""
+    from sklearn.linear_model import LogisticRegression
+
+    from rnclassifier.modeling.pipeline import used_features
+    from rnclassifier.modeling.spaces import GRIDS
+    from rnclassifier.spec import DEFAULT_MODELS, TrainingSpec
+
+    data = read_feature_table(table)
+    result = nested_cv(data.X, data.y, data.groups, "logistic", SMALL)
+    assert auc(data.y, result.mean_probability(len(data.y))) > 0.75
+    for fold, fitted in zip(result.folds, result.fitted, strict=True):
+        assert fold["params"]["select_k"] == "all"
+        assert fold["params"]["C"] in GRIDS["logistic"]["C"]
+        assert used_features(fitted.pipeline) == list(data.X.columns)  # no filter, no selection
+        model = fitted.pipeline[-1]
+        assert isinstance(model, LogisticRegression)
+        assert model.penalty in ("l2", "deprecated")  # L2 is the default, named or not
+        assert model.l1_ratio in (None, 0.0)
+        assert model.class_weight is None
+    assert "logistic" not in DEFAULT_MODELS
+    assert "logistic" not in TrainingSpec().models
+
+
 def test_results_do_not_depend_on_jobs(table):
     data = read_feature_table(table)
     one = nested_cv(data.X, data.y, data.groups, "xgboost", SMALL, jobs=1)

@@ -29,6 +29,12 @@ SHAP_METHODS = {
         "output": "probability of the uncalibrated model",
         "background_rows": 0,
     },
+    "logistic": {
+        "explainer": "shap.LinearExplainer",
+        "feature_perturbation": "interventional, against the training means (held by the scaler)",
+        "output": "log-odds of the uncalibrated model",
+        "background_rows": 0,
+    },
     "elastic_net": {
         "explainer": "shap.LinearExplainer",
         "feature_perturbation": "interventional, against the training means (held by the scaler)",
@@ -53,7 +59,7 @@ def shap_values(pipeline: Any, X: pd.DataFrame, model: str) -> pd.DataFrame:
             # Probability output per class: explain the tumour class.
             values = values[..., 1] if np.ndim(values) == 3 else values[1]
             base = np.ravel(base)[-1]
-    elif model == "elastic_net":
+    elif model in ("elastic_net", "logistic"):
         # Features are standardised by the pipeline, so the training mean of each is 0.
         explainer = shap.LinearExplainer(
             estimator,

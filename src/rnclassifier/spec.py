@@ -19,8 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rnclassifier.config import parse_settings, read_yaml
 from rnclassifier.errors import InputError
 
-ModelName = Literal["xgboost", "elastic_net", "random_forest"]
+ModelName = Literal["xgboost", "elastic_net", "random_forest", "logistic"]
 MODELS: tuple[ModelName, ...] = get_args(ModelName)
+#: Compared unless told otherwise; `logistic` (plain L2 on every feature) is a baseline to ask for.
+DEFAULT_MODELS: tuple[ModelName, ...] = ("xgboost", "elastic_net", "random_forest")
 PRIMARY_MODEL: ModelName = "xgboost"
 SetName = Literal["all", "clinical", "clinical+size", "radiomics", "combined", "combined+delta"]
 #: The one set of a table whose columns follow no rnclassifier naming (another tool's).
@@ -105,7 +107,7 @@ class TrainingSpec(_Strict):
     #: Where the table comes from; None when the caller hands `train_on` a table it has read.
     data: DataSettings | None = None
     synthetic: bool = False
-    models: tuple[ModelName, ...] = MODELS
+    models: tuple[ModelName, ...] = DEFAULT_MODELS
     #: None: every set the table has.
     feature_sets: tuple[SetName, ...] | None = None
     primary: Primary = Field(default_factory=Primary)

@@ -256,9 +256,9 @@ def _from_config(options: dict[str, Any]) -> tuple[TrainingSpec, Path]:
 
 
 def _from_flags(options: dict[str, Any]) -> TrainingSpec:
-    from rnclassifier.spec import MODELS
+    from rnclassifier.spec import DEFAULT_MODELS
 
-    models = options["models"] or MODELS
+    models = options["models"] or DEFAULT_MODELS
     if options["primary"] not in models:
         raise InputError(
             f"--primary {options['primary']}: not among the models compared "

@@ -75,6 +75,9 @@ def make_estimator(name: str, params: dict[str, Any], seed: int) -> Any:
         return LogisticRegression(
             solver="saga", max_iter=5000, class_weight="balanced", random_state=seed, **params
         )
+    if name == "logistic":
+        # The plain baseline a hand-rolled script would fit: L2, every feature, no weighting.
+        return LogisticRegression(max_iter=5000, random_state=seed, **params)
     if name == "random_forest":
         return RandomForestClassifier(
             class_weight="balanced_subsample", n_jobs=1, random_state=seed, **params

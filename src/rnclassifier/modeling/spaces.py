@@ -1,7 +1,9 @@
 """Hyperparameter search spaces (optuna) for each model; the selector's size is tuned too.
 
 xgboost, the primary by default, gets a TPE search over its space; the baselines a small fixed
-grid (issue #6), searched exhaustively with optuna's GridSampler through the same `suggest`."""
+grid (issue #6), searched exhaustively with optuna's GridSampler through the same `suggest`.
+`logistic` is the plain baseline of the public-tables study (#20): L2 logistic regression on
+every feature (no correlation filter, no selection), only its C tuned."""
 
 from __future__ import annotations
 
@@ -12,6 +14,12 @@ import optuna
 
 def suggest(name: str, trial: optuna.Trial, n_features: int) -> dict[str, Any]:
     """Parameters of one trial: the model's own and the number of features kept."""
+    if name == "logistic":  # every feature: nothing to choose but C
+        return {
+            "select_k": trial.suggest_categorical("select_k", ["all"]),
+            "correlation_threshold": trial.suggest_categorical("correlation_threshold", [1.0]),
+            "C": trial.suggest_float("C", 1e-4, 10.0, log=True),
+        }
     upper = max(2, min(60, n_features))
     params: dict[str, Any] = {
         "select_k": trial.suggest_int("select_k", min(2, upper), upper, log=True)
@@ -51,6 +59,11 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
         "max_depth": [3, 6],
         "min_samples_leaf": [2, 5],
     },
+    "logistic": {
+        "select_k": ["all"],
+        "correlation_threshold": [1.0],
+        "C": [1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0],
+    },
 }
 
 
@@ -60,7 +73,7 @@ def grid(name: str, n_features: int) -> dict[str, list[Any]] | None:
         return None
     upper = max(2, min(60, n_features))
     fixed = dict(GRIDS[name])
-    fixed["select_k"] = sorted({min(k, upper) for k in fixed["select_k"]})
+    fixed["select_k"] = sorted({k if k == "all" else min(k, upper) for k in fixed["select_k"]})
     return fixed
 
 
